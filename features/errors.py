@@ -1,0 +1,56 @@
+"""The project's exceptions: one root, a few kinds, messages that tell the fix.
+
+Every room raises these (``features`` sits first in the data flow, so the root lives
+here and the later rooms import it). A message names *where* (a file or a field),
+the *rule* that was broken and the *value* found, in that order::
+
+    InputError("genres/rock/rock.00003.wav", "audio must be non-empty", "0 samples")
+    -> genres/rock/rock.00003.wav: audio must be non-empty (got 0 samples)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SeqsweepError",
+    "InputError",
+    "ConfigError",
+    "StoreError",
+    "TrainingError",
+]
+
+
+class SeqsweepError(Exception):
+    """Root of every error seqsweep raises on purpose.
+
+    Parameters
+    ----------
+    where : the file, field or key the problem is in.
+    rule : what should have been true.
+    value : what was found instead (``repr``-ed unless already a string).
+    """
+
+    def __init__(self, where: str, rule: str, value: object = None) -> None:
+        self.where = str(where)
+        self.rule = rule
+        self.value = value
+        shown = "" if value is None else f" (got {value if isinstance(value, str) else repr(value)})"
+        super().__init__(f"{self.where}: {rule}{shown}")
+
+    def __reduce__(self):  # survive pickling across Ray workers with all three fields
+        return (type(self), (self.where, self.rule, self.value))
+
+
+class InputError(SeqsweepError):
+    """Bad data: a corrupt or empty audio file, a malformed source file, too few clips."""
+
+
+class ConfigError(SeqsweepError, ValueError):
+    """A bad option, parameter or sweep-spec key: an unknown name, a value out of range."""
+
+
+class StoreError(SeqsweepError):
+    """The feature store is missing, inconsistent, or asked for something it does not hold."""
+
+
+class TrainingError(SeqsweepError):
+    """A fit that cannot go on: a NaN or infinite loss, out of memory."""

@@ -1,0 +1,342 @@
+"""Fill the store: extract audio (as Ray tasks) or import sequence files.
+
+`extract_audio` plans before it computes: it lists the sources, compares each with the
+fingerprint stored beside its rows (size and mtime first, the sha256 of its bytes when
+those changed) and only sends new or changed clips to Ray. An unchanged dataset
+costs a directory listing and one small Parquet read, and Ray is not even started.
+
+Work is sent as chunks of a few clips per task (one librosa/numba warm-up per worker
+process, not per file); the driver writes results as they arrive and commits a part
+every ~64 MB, so a killed run keeps what it committed and the next run does the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from features.audio import AudioItem, discover_audio, load_segments
+from features.errors import ConfigError, InputError, SeqsweepError
+from features.extract import FeatureSpec, compute_features, warm_up
+from features.importers import ItemError, read_source
+from features.splits import assign_test_split
+from features.store import FeatureStore, SourceRows
+
+IMPORT_FORMATS = ("pickle", "ts", "csv")
+
+__all__ = ["ExtractionSummary", "extract_audio", "import_files", "extract_clip"]
+
+
+@dataclass
+class ExtractionSummary:
+    """What one `extract_audio` / `import_files` call did."""
+
+    store: str
+    dataset: str
+    feature_set: str
+    sources: int = 0  # sources found
+    unchanged: int = 0  # skipped: same bytes, same parameters
+    added: int = 0  # sources extracted or imported in this run
+    failed: int = 0
+    clips_total: int = 0  # rows in the feature set after the run
+    seconds: float = 0.0
+    errors: list[ItemError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = (f"{self.dataset}/{self.feature_set}: {self.sources} sources, {self.added} extracted, "
+                f"{self.unchanged} unchanged, {self.failed} failed; {self.clips_total} clips in the store "
+                f"({self.seconds:.1f} s)")
+        if self.errors:
+            shown = "\n".join(f"  {e.path} [{e.stage}] {e.error_type}: {e.message}" for e in self.errors[:10])
+            more = f"\n  ... and {len(self.errors) - 10} more" if len(self.errors) > 10 else ""
+            text += f"\nfailed (see {self.feature_set}/_errors.parquet):\n{shown}{more}"
+        return text
+
+
+# ---- one clip ------------------------------------------------------------------------------
+def extract_clip(path: str, spec: FeatureSpec, *, data: bytes | None = None) -> list:
+    """Frames of every segment of one audio file [each shape=(T, spec.dim)]; raises on bad input."""
+    data = Path(path).read_bytes() if data is None else data
+    segments = load_segments(io.BytesIO(data), where=path, sr=spec.sr,
+                             segment_seconds=spec.segment_seconds, min_samples=spec.min_samples)
+    return [compute_features(y, spec) for y in segments]
+
+
+def _extract_one(item: AudioItem, split: str, spec: FeatureSpec) -> SourceRows | ItemError:
+    """One clip's rows, or the error that names its file and the stage it failed at."""
+    try:
+        st = os.stat(item.path)
+        data = Path(item.path).read_bytes()
+    except OSError as exc:
+        return ItemError.from_exception(exc, path=item.path, stage="read")
+    try:
+        frames = extract_clip(item.path, spec, data=data)
+    except InputError as exc:  # empty, silent, too short
+        return ItemError.from_exception(exc, path=item.path, stage="check")
+    except Exception as exc:  # the decoder's or librosa's own error: this file only
+        message = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", item.path, str(exc))
+        return ItemError(item.path, "decode", type(exc).__name__,
+                         f"{item.path}: must decode as audio (WAV, FLAC, OGG, MP3): {message}")
+    return SourceRows.segments(source=item.source, label=item.label, group=item.group, split=split,
+                               frames=frames, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                               sha256=hashlib.sha256(data).hexdigest())
+
+
+def _extract_chunk(work: list[tuple[AudioItem, str]], spec: FeatureSpec) -> list[SourceRows | ItemError]:
+    """A Ray task's body: warm librosa up once per process, then extract each clip."""
+    warm_up(spec)
+    return [_extract_one(item, split, spec) for item, split in work]
+
+
+# ---- planning ------------------------------------------------------------------------------
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_unchanged(path: str, known: tuple[int, int, str] | None) -> bool:
+    """Same size and mtime as stored, or (when those moved) the same bytes."""
+    if known is None:
+        return False
+    st = os.stat(path)
+    if (st.st_size, st.st_mtime_ns) == known[:2]:
+        return True
+    return st.st_size == known[0] and _file_sha256(path) == known[2]
+
+
+def _splits_for(store: FeatureStore, dataset: str, entries: Iterable[tuple[str, str, str | None]],
+                *, test_size: float, seed: int) -> dict[str, str]:
+    """group -> split for every (group, label, own split) given; records new groups.
+
+    A split the source names (a manifest column, a TRAIN/TEST file) wins; otherwise a
+    group keeps the split it was first given; new groups are split stratified by label.
+    """
+    existing = store.splits(dataset)
+    own: dict[str, tuple[str, str]] = {}
+    fresh: dict[str, str] = {}
+    for group, label, split in entries:
+        if split is not None:
+            if existing.get(group) != split:
+                own[group] = (label, split)
+        elif group not in existing:
+            fresh.setdefault(group, label)
+    assigned = assign_test_split(fresh, test_size=test_size, seed=seed)
+    record = {**own, **{g: (fresh[g], s) for g, s in assigned.items()}}
+    store.add_splits(dataset, record)
+    return {**existing, **{g: s for g, (_, s) in record.items()}}
+
+
+def _check_fraction(test_size: float) -> None:
+    if not 0.0 < test_size < 1.0:
+        raise ConfigError("test_size", "must be a fraction strictly between 0 and 1", test_size)
+
+
+# ---- audio extraction ------------------------------------------------------------------------
+def extract_audio(
+    source: str | Path,
+    *,
+    store: str | FeatureStore,
+    dataset: str,
+    spec: FeatureSpec,
+    test_size: float = 0.2,
+    seed: int = 0,
+    use_ray: bool = True,
+    address: str | None = None,
+    progress: bool = True,
+    chunk_size: int | None = None,
+) -> ExtractionSummary:
+    """Extract ``spec``'s features from an audio folder or manifest CSV into the store.
+
+    Only new or changed clips are computed. Each bad file lands in ``_errors.parquet``
+    and in the returned summary; the rest are extracted. ``use_ray=False`` runs in this
+    process (for debugging and the benchmark's baseline).
+    """
+    _check_fraction(test_size)
+    started = time.perf_counter()
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    items, errors = discover_audio(source)
+    info = {**spec.to_dict(), "param_hash": spec.param_hash, "source": os.fspath(source),
+            "source_type": "audio", "test_size": test_size, "split_seed": seed}
+    writer = store.writer(dataset, spec.name, info=info, dim=spec.dim)
+    summary = ExtractionSummary(store.root, dataset, spec.name, sources=len(items))
+
+    known = writer.fingerprints()
+    failed_before = _deterministic_failures(store, dataset, spec.name)
+    stats: dict[str, tuple[int, int]] = {}
+    todo: list[AudioItem] = []
+    for item in items:
+        try:
+            st = os.stat(item.path)
+            unchanged = _is_unchanged(item.path, known.get(item.source))
+        except OSError as exc:
+            errors.append(ItemError.from_exception(exc, path=item.path, stage="read"))
+            continue
+        stats[item.path] = (st.st_size, st.st_mtime_ns)
+        if unchanged:
+            summary.unchanged += 1
+        elif item.path in failed_before and failed_before[item.path][0] == stats[item.path]:
+            errors.append(failed_before[item.path][1])  # same bytes fail the same way: not retried
+        else:
+            todo.append(item)
+    splits = _splits_for(store, dataset, ((i.group, i.label, i.split) for i in items),
+                         test_size=test_size, seed=seed)
+    work = [(item, splits[item.group]) for item in todo]
+
+    for result in _run(work, spec, use_ray=use_ray, address=address, progress=progress,
+                       chunk_size=chunk_size):
+        if isinstance(result, ItemError):
+            errors.append(result)
+        else:
+            writer.add(result)
+            summary.added += 1
+    writer.add_errors(errors, stats)
+    writer.close()
+    summary.errors, summary.failed = errors, len(errors)
+    summary.clips_total = writer.n_clips
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _deterministic_failures(store: FeatureStore, dataset: str, feature_set: str
+                            ) -> dict[str, tuple[tuple[int, int], ItemError]]:
+    """path -> ((size, mtime_ns), error) for files that failed to decode or check last time."""
+    if not store.has(dataset, feature_set):
+        return {}
+    table = store.errors(dataset, feature_set)
+    table = table[table["stage"].isin(["decode", "check"]) & table["source_size"].notna()]
+    return {row.path: ((int(row.source_size), int(row.source_mtime_ns)),
+                       ItemError(row.path, row.stage, row.error_type, row.message))
+            for row in table.itertuples(index=False)}
+
+
+def _chunks(work: Sequence, size: int) -> list:
+    return [work[i:i + size] for i in range(0, len(work), size)]
+
+
+def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool, address: str | None,
+         progress: bool, chunk_size: int | None):
+    """Yield each clip's `SourceRows` or `ItemError` as it finishes."""
+    from tqdm.auto import tqdm
+
+    if not work:
+        return
+    bar = tqdm(total=len(work), unit="clip", desc=f"extract {spec.name}", disable=not progress)
+    try:
+        if not use_ray:
+            warm_up(spec)
+            for item, split in work:
+                yield _extract_one(item, split, spec)
+                bar.update(1)
+            return
+
+        import ray
+
+        from features.ray_runtime import ensure_ray
+
+        ensure_ray(address)
+        cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+        size = chunk_size or max(1, min(8, math.ceil(len(work) / (4 * cpus))))
+        task = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(_extract_chunk)
+        spec_ref = ray.put(spec)
+        pending = {task.remote(chunk, spec_ref): chunk for chunk in _chunks(work, size)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            chunk = pending.pop(ref)
+            try:
+                results = ray.get(ref)
+            except Exception as exc:  # the worker died more often than Ray retries
+                results = [ItemError.from_exception(exc, path=item.path, stage="worker") for item, _ in chunk]
+            yield from results
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+
+
+# ---- imports --------------------------------------------------------------------------------
+def import_files(
+    files: Sequence[str | Path],
+    *,
+    store: str | FeatureStore,
+    dataset: str,
+    format: str | None = None,
+    feature_set: str = "raw",
+    test_size: float = 0.2,
+    seed: int = 0,
+) -> ExtractionSummary:
+    """Import pickled, ``.ts`` or tabular CSV sequences into ``<dataset>/<feature_set>``.
+
+    A file whose bytes are unchanged since it was imported is skipped; a changed one
+    replaces its rows. Each bad item is reported and the rest are kept.
+    """
+    _check_fraction(test_size)
+    if format is not None and format not in IMPORT_FORMATS:
+        raise ConfigError("format", f"must be one of {list(IMPORT_FORMATS)}", format)
+    started = time.perf_counter()
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    existing = store.manifest(dataset, feature_set) if store.has(dataset, feature_set) else None
+    errors: list[ItemError] = []
+    loaded: list[tuple[Path, os.stat_result, str, list]] = []
+    for f in map(Path, files):
+        try:
+            st = f.stat()
+            result = read_source(f, format=format)
+        except (OSError, SeqsweepError) as exc:
+            errors.append(ItemError.from_exception(exc, path=str(f), stage="read"))
+            continue
+        errors.extend(result.errors)
+        if result.records:
+            loaded.append((f, st, _file_sha256(str(f)), result.records))
+
+    dims = {r.frames.shape[1] for _, _, _, recs in loaded for r in recs}
+    dim = existing["dim"] if existing else (min(dims) if dims else None)
+    if dim is None:
+        raise InputError(", ".join(map(str, files)), "at least one sequence must be readable",
+                         f"{len(errors)} errors: " + "; ".join(f"{e.path}: {e.message}" for e in errors[:3]))
+    info = {"kind": feature_set, "params": {"format": format or "auto"}, "beat_sync": False,
+            "segment_seconds": None, "param_hash": f"import:{feature_set}", "source_type": "import",
+            "source": [str(f) for f in files], "test_size": test_size, "split_seed": seed}
+    if existing:
+        info["source"] = sorted(set(existing.get("source", [])) | set(info["source"]))
+    writer = store.writer(dataset, feature_set, info=info, dim=dim)
+    known = writer.fingerprints()
+    summary = ExtractionSummary(store.root, dataset, feature_set, sources=len(files))
+
+    fresh = []
+    for f, st, sha, records in loaded:
+        bad = {r.frames.shape[1] for r in records} - {dim}
+        if bad:
+            errors.append(ItemError(str(f), "check", "InputError",
+                                    f"every sequence of feature set {feature_set!r} must have D={dim} values "
+                                    f"per frame (got D={sorted(bad)})"))
+        elif known.get(f.name, (None, None, None))[2] == sha:
+            summary.unchanged += 1
+        else:
+            fresh.append((f, st, sha, records))
+    splits = _splits_for(store, dataset, ((r.group, r.label, r.split) for *_, recs in fresh for r in recs),
+                         test_size=test_size, seed=seed)
+    for f, st, sha, records in fresh:
+        writer.add(SourceRows(
+            f.name, st.st_size, st.st_mtime_ns, sha,
+            clip_ids=[r.clip_id for r in records], groups=[r.group for r in records],
+            labels=[r.label for r in records], splits=[splits[r.group] for r in records],
+            frames=[r.frames for r in records]))
+        summary.added += 1
+    writer.info = info
+    writer.manifest["source"] = info["source"]
+    writer.add_errors(errors)
+    writer.close()
+    summary.errors, summary.failed = errors, len(errors)
+    summary.clips_total = writer.n_clips
+    summary.seconds = time.perf_counter() - started
+    return summary

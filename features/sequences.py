@@ -1,0 +1,139 @@
+"""`SequenceSet`: the in-memory form of one feature set that every later room reads.
+
+A `SequenceSet` holds N labelled sequences of frames, each of shape ``(T_i, D)``. It is
+either *ragged* (``x`` is a list of float32 arrays) or *padded* (``x`` is one float32
+array of shape ``(N, T_max, D)``, zero after each sequence's end, with ``lengths``).
+The loader in `features.store` makes them; `trainables` and `search` only read them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from features.errors import InputError
+
+__all__ = ["SequenceSet", "pad_sequences"]
+
+
+def pad_sequences(seqs: list[np.ndarray], *, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ragged ``(T_i, D)`` arrays into ``(N, T_max, D)`` zeros plus ``lengths`` (int64).
+
+    One allocation and one copy per sequence; an empty list gives shape ``(0, 0, dim)``.
+    """
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    if dim is None:
+        dim = int(seqs[0].shape[1]) if seqs else 0
+    t_max = int(lengths.max()) if len(seqs) else 0
+    out = np.zeros((len(seqs), t_max, dim), dtype=np.float32)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out, lengths
+
+
+@dataclass
+class SequenceSet:
+    """N labelled sequences of D-dimensional frames.
+
+    Attributes
+    ----------
+    x : list of ``float32[T_i, D]`` (ragged), or ``float32[N, T_max, D]`` (padded).
+    y : ``int64[N]`` class indices into `classes`.
+    classes : class names; ``classes[y[i]]`` is clip i's label.
+    groups : ``str[N]``: clips sharing a group never straddle two folds.
+    clip_ids : ``str[N]``: stable ids from the store.
+    lengths : ``int64[N]``: sequence lengths T_i (always set).
+    """
+
+    x: list[np.ndarray] | np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    groups: np.ndarray
+    clip_ids: np.ndarray
+    lengths: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64)
+        self.groups = np.asarray(self.groups, dtype=object)
+        self.clip_ids = np.asarray(self.clip_ids, dtype=object)
+        if self.lengths is None:
+            if self.padded:
+                raise InputError("SequenceSet.lengths", "a padded set needs its lengths", None)
+            self.lengths = np.fromiter((len(s) for s in self.x), dtype=np.int64, count=len(self.x))
+        self.lengths = np.asarray(self.lengths, dtype=np.int64)
+        n = len(self.y)
+        for name in ("x", "groups", "clip_ids", "lengths"):
+            if len(getattr(self, name)) != n:
+                raise InputError(
+                    f"SequenceSet.{name}", f"must have one entry per label ({n})", len(getattr(self, name))
+                )
+
+    # ---- shape ---------------------------------------------------------------------
+    @property
+    def padded(self) -> bool:
+        return isinstance(self.x, np.ndarray)
+
+    @property
+    def dim(self) -> int:
+        """D, the number of values per frame."""
+        if self.padded:
+            return int(self.x.shape[2])
+        return int(self.x[0].shape[1]) if len(self.x) else 0
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    # ---- conversions -----------------------------------------------------------------
+    def to_padded(self) -> SequenceSet:
+        """The same set with ``x`` as ``float32[N, T_max, D]`` (self if already padded)."""
+        if self.padded:
+            return self
+        x, lengths = pad_sequences(list(self.x), dim=self.dim)
+        return SequenceSet(x, self.y, self.classes, self.groups, self.clip_ids, lengths)
+
+    def to_ragged(self) -> SequenceSet:
+        """The same set with ``x`` as a list of views ``float32[T_i, D]`` (no copy)."""
+        if not self.padded:
+            return self
+        seqs = [self.x[i, : int(t)] for i, t in enumerate(self.lengths)]
+        return SequenceSet(seqs, self.y, self.classes, self.groups, self.clip_ids, self.lengths)
+
+    def subset(self, index: np.ndarray) -> SequenceSet:
+        """Rows ``index`` (integer positions or a boolean mask), in that order; classes kept."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        x = self.x[index] if self.padded else [self.x[i] for i in index]
+        return SequenceSet(
+            x, self.y[index], self.classes, self.groups[index], self.clip_ids[index], self.lengths[index]
+        )
+
+    # ---- checks ----------------------------------------------------------------------
+    def class_counts(self, *, by: str = "clips") -> dict[str, int]:
+        """Clips (or distinct groups, ``by="groups"``) per class name; 0 for an empty class."""
+        if by == "groups":
+            counts = Counter(y for y, _ in set(zip(self.y.tolist(), self.groups.tolist())))
+        elif by == "clips":
+            counts = Counter(self.y.tolist())
+        else:
+            raise ValueError(f"by must be 'clips' or 'groups', got {by!r}")
+        return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
+
+    def check_min_per_class(self, minimum: int, *, why: str = "cross-validation folds") -> None:
+        """Raise `InputError` naming the first class with fewer than ``minimum`` groups.
+
+        Groups, not clips, are what folds split (the segments of one track count once).
+        """
+        for name, count in self.class_counts(by="groups").items():
+            if count < minimum:
+                raise InputError(
+                    f"class {name!r}",
+                    f"needs at least {minimum} clips (distinct groups) for {minimum} {why}",
+                    f"{count}",
+                )

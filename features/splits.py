@@ -1,0 +1,41 @@
+"""The held-out test split: made once per dataset, by group, stratified by label."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+from sklearn.model_selection import train_test_split
+
+__all__ = ["assign_test_split"]
+
+
+def assign_test_split(
+    group_labels: dict[str, str], *, test_size: float, seed: int
+) -> dict[str, str]:
+    """Map each group to ``"train"`` or ``"test"``.
+
+    Whole groups go to one side (the segments of one track never straddle the split),
+    stratified by the group's label with scikit-learn's `train_test_split` over the
+    groups. When there are too few groups to stratify (a class with one group, or a
+    small batch of new files added to an existing dataset), each group falls back to a
+    stable draw from its name's hash, so the answer never depends on the order files
+    were found in.
+    """
+    groups = sorted(group_labels)
+    if not groups:
+        return {}
+    labels = [group_labels[g] for g in groups]
+    counts = Counter(labels)
+    n_test = max(1, round(test_size * len(groups)))
+    can_stratify = min(counts.values()) >= 2 and n_test >= len(counts) and len(groups) - n_test >= len(counts)
+    if can_stratify:
+        _, test = train_test_split(groups, test_size=test_size, stratify=labels, random_state=seed)
+        test_set = set(test)
+        return {g: ("test" if g in test_set else "train") for g in groups}
+    return {g: ("test" if _unit_hash(g, seed) < test_size else "train") for g in groups}
+
+
+def _unit_hash(text: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
