@@ -1,0 +1,114 @@
+"""Feature extraction into the store vs a plain sequential librosa loop, in one run.
+
+    python benchmarks/extract_store.py                 # 200 clips of 30 s (the issue's setup)
+    python benchmarks/extract_store.py --clips 40 --seconds 10
+
+Prints, side by side:
+  * the plain loop: for each file, librosa.load + mfcc + chroma_stft + spectral_centroid
+    + spectral_rolloff called the usual way on the waveform, stacked to (T, 27);
+  * seqsweep: `extract_audio` as Ray tasks into the Parquet store, Ray start included;
+  * the ratio, and the same without Ray's start-up;
+  * a second run on unchanged audio, as a fraction of the first;
+  * loading the whole feature set into padded float32 arrays, in GB/s.
+Nothing here is asserted: numbers are printed for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def plain_loop(paths: list[Path]) -> list[np.ndarray]:
+    """What one would write by hand: one file after the other, each feature on the waveform."""
+    import librosa
+
+    out = []
+    for path in paths:
+        y, sr = librosa.load(path, sr=22050, mono=True)
+        parts = [
+            librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, hop_length=512),
+            librosa.feature.chroma_stft(y=y, sr=sr, hop_length=512, tuning=0.0),
+            librosa.feature.spectral_centroid(y=y, sr=sr, hop_length=512),
+            librosa.feature.spectral_rolloff(y=y, sr=sr, hop_length=512),
+        ]
+        out.append(np.concatenate(parts).T.astype(np.float32))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--clips", type=int, default=20, help="clips per class")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp dir)")
+    args = parser.parse_args()
+
+    from features import FeatureSpec, FeatureStore, extract_audio
+    from features.extract import compute_features, warm_up
+    from features.synth import write_dataset
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="seqsweep-bench-"))
+    audio = work / "audio"
+    t = time.perf_counter()
+    paths = write_dataset(audio, classes=args.classes, clips=args.clips, seconds=args.seconds, seed=0)
+    n = len(paths)
+    print(f"{n} synthetic clips of {args.seconds:g} s written in {time.perf_counter() - t:.1f} s ({work})")
+
+    spec = FeatureSpec.create("mfcc27")
+    warm_up(spec)  # both sides start with numba compiled in this process
+    t = time.perf_counter()
+    plain = plain_loop(paths)
+    t_plain = time.perf_counter() - t
+
+    import ray
+
+    from features.ray_runtime import ensure_ray
+
+    t = time.perf_counter()
+    summary = extract_audio(audio, store=work / "store", dataset="bench", spec=spec, progress=False)
+    t_store = time.perf_counter() - t
+    # Ray's start, measured apart: a second start on a fresh instance
+    ray.shutdown()
+    t = time.perf_counter()
+    ensure_ray(include_dashboard=True)
+    t_ray = time.perf_counter() - t
+    ray.shutdown()
+
+    t = time.perf_counter()
+    again = extract_audio(audio, store=work / "store", dataset="bench", spec=spec, progress=False)
+    t_again = time.perf_counter() - t
+    assert again.added == 0
+
+    store = FeatureStore(work / "store")
+    seqs = store.load("bench", "mfcc27")
+    same = np.allclose(compute_features(__import__("librosa").load(paths[0], sr=22050)[0], spec),
+                       plain[0], rtol=1e-4, atol=1e-3)
+    t = time.perf_counter()
+    padded = store.load("bench", "mfcc27", padded=True)
+    t_load = time.perf_counter() - t
+    gb = padded.x.nbytes / 1e9
+    t = time.perf_counter()
+    ragged = store.load("bench", "mfcc27")
+    t_ragged = time.perf_counter() - t
+    raw_gb = sum(x.nbytes for x in ragged.x) / 1e9
+
+    print()
+    print(f"{'':34}{'seconds':>10}{'clips/s':>10}")
+    print(f"{'plain sequential librosa loop':34}{t_plain:>10.1f}{n / t_plain:>10.1f}")
+    print(f"{'seqsweep extract (Ray, into store)':34}{t_store:>10.1f}{n / t_store:>10.1f}")
+    print(f"{'  of which Ray start (measured apart)':34}{t_ray:>10.1f}")
+    print(f"speed-up: {t_plain / t_store:.2f}x with Ray's start, "
+          f"{t_plain / max(t_store - t_ray, 1e-9):.2f}x without it")
+    print(f"second run on unchanged audio: {t_again:.3f} s = {100 * t_again / t_store:.2f}% of the first")
+    print(f"store frames equal the plain loop's: {same}; {summary.clips_total} clips, {len(seqs)} loaded")
+    print(f"load padded  {padded.x.shape}: {t_load:.3f} s, {gb / t_load:.2f} GB/s of float32 written")
+    print(f"load ragged  ({len(ragged)} views): {t_ragged:.3f} s, {raw_gb / t_ragged:.2f} GB/s of frames")
+
+
+if __name__ == "__main__":
+    main()
