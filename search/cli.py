@@ -14,6 +14,7 @@ import click
 #: command name -> "module:attribute" of its click command or group
 SUBCOMMANDS = {
     "features": ("features.cli:features", "Build and inspect the Parquet feature store."),
+    "sweep": ("search.commands:sweep", "Run a sweep from a YAML spec; see how one is doing."),
 }
 
 
@@ -44,4 +45,6 @@ def main() -> None:
       seqsweep features synth data/               # or use your own class folders
       seqsweep features extract data/ --store store --dataset demo
       seqsweep features info --store store
+      seqsweep sweep run examples/quick.yaml      # Ray Tune + Optuna + repeated-seed CV
+      seqsweep sweep status runs/quick
     """

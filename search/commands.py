@@ -1,0 +1,59 @@
+"""`seqsweep sweep ...`: run, resume and inspect sweeps."""
+
+from __future__ import annotations
+
+import click
+
+from features.errors import SeqsweepError
+
+__all__ = ["sweep"]
+
+
+@click.group()
+def sweep() -> None:
+    """Run a sweep from a YAML spec; see how one is doing."""
+
+
+@sweep.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--resume", is_flag=True, help="Continue the sweep of this name whose driver stopped.")
+@click.option("--address", default=None, help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray).")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True,
+              help="Where a local Ray's dashboard listens; 0.0.0.0 exposes it to the network.")
+@click.option("--store", default=None, help="Override the spec's feature store root.")
+@click.option("--dataset", default=None, help="Override the spec's dataset.")
+@click.option("--feature-set", default=None, help="Override the spec's feature set.")
+@click.option("--num-samples", type=int, default=None, help="Override search.num_samples (trials).")
+@click.option("--storage", default=None, help="Override where experiments are written (a path or URI).")
+@click.option("--name", default=None, help="Override the experiment's name.")
+def run(config: str, resume: bool, address: str | None, dashboard_host: str, store: str | None,
+        dataset: str | None, feature_set: str | None, num_samples: int | None, storage: str | None,
+        name: str | None) -> None:
+    """Run the sweep CONFIG describes: Optuna samples configurations, Ray Tune runs them,
+    each scored by repeated-seed cross-validation on the train split.
+
+    Writes <storage>/<name>/leaderboard.csv and leaderboard_folds.csv as trials finish.
+    """
+    from search.spec import load_spec
+    from search.sweep import run_sweep
+
+    try:
+        spec = load_spec(config, store=store, dataset=dataset, feature_set=feature_set,
+                         num_samples=num_samples, storage=storage, name=name)
+        outcome = run_sweep(spec, resume=resume, address=address, dashboard_host=dashboard_host,
+                            echo=click.echo)
+    except SeqsweepError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(outcome))
+
+
+@sweep.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def status(directory: str) -> None:
+    """Trials done, running and failed in the experiment DIRECTORY, and the best so far."""
+    from search.status import sweep_status
+
+    try:
+        click.echo(sweep_status(directory))
+    except SeqsweepError as exc:
+        raise click.ClickException(str(exc)) from exc

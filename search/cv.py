@@ -1,0 +1,67 @@
+"""Repeated-seed cross-validation: the same folds for every trial, the seed driving both
+the shuffling of the folds and the weight initialisation.
+
+For seed ``s`` (``search.seed + s``), scikit-learn's `StratifiedGroupKFold` with
+``shuffle=True, random_state=s`` cuts the train split into ``folds`` folds: stratified by
+label, and a group (the track a segment came from) never straddles two folds. The plan
+is made once on the driver and shipped to every trial with the data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from features.sequences import SequenceSet
+
+__all__ = ["CVFit", "CVPlan", "make_plan", "summarize"]
+
+
+@dataclass(frozen=True)
+class CVFit:
+    """One (seed, fold): the seed that initialises the model, and row positions."""
+
+    seed: int
+    seed_index: int
+    fold: int
+    train: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class CVPlan:
+    """Every fit a trial makes, in order: seed 0's folds, then seed 1's, ..."""
+
+    fits: tuple[CVFit, ...]
+    folds: int
+    seeds: tuple[int, ...]
+    n_rows: int
+
+    def __len__(self) -> int:
+        return len(self.fits)
+
+
+def make_plan(data: SequenceSet, *, folds: int, seeds: int, base_seed: int = 0) -> CVPlan:
+    """Folds of ``data`` for ``seeds`` seeds. `InputError` names a class with fewer
+    groups than ``folds`` (no fold could hold one of each)."""
+    data.check_min_per_class(folds)
+    fits = []
+    seed_values = tuple(base_seed + s for s in range(seeds))
+    for s_index, seed in enumerate(seed_values):
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class" (checked above)
+            for k, (tr, va) in enumerate(splitter.split(np.zeros(len(data)), data.y, data.groups)):
+                fits.append(CVFit(seed, s_index, k, tr.astype(np.int64), va.astype(np.int64)))
+    return CVPlan(tuple(fits), folds, seed_values, len(data))
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """mean, std (population, 0 for one value) and min of per-fit values."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan")}
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min())}

@@ -1,0 +1,206 @@
+"""The live leaderboard: rewritten atomically while the sweep runs.
+
+Two CSVs in the experiment folder, readable by pandas with no post-processing:
+
+* ``leaderboard.csv``: one row per trial: rank, trial id, status, model, every
+  hyperparameter as its own column, ``<metric>_mean/_std/_min``, the objective,
+  ``n_params``, ``train_seconds``, seeds, folds, fits done, error;
+* ``leaderboard_folds.csv``: one row per (trial, seed, fold).
+
+`LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files after
+every result, from rows it keeps in memory (and reloads on ``--resume``).
+Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials
+that the DESIGN's leaderboard contract describes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import uuid
+from typing import Any
+
+import pandas as pd
+from ray.tune import Callback
+
+from search.trial import REPORTED_METRICS
+
+__all__ = ["LiveLeaderboard", "LEADERBOARD", "FOLDS", "rank_rows", "write_csv_atomic", "read_leaderboard"]
+
+LEADERBOARD = "leaderboard.csv"
+FOLDS = "leaderboard_folds.csv"
+_FIRST = ["rank", "trial_id", "status", "model"]
+_SCORES = ["objective", *[f"{m}_{s}" for m in REPORTED_METRICS for s in ("mean", "std", "min")],
+           "n_params", "train_seconds", "seeds", "folds", "fits_done", "error"]
+_FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", *REPORTED_METRICS, "seconds", "best_epoch"]
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
+    """Write ``frame`` as CSV to a temporary name beside ``path``, then rename it into place."""
+    data = frame.to_csv(index=False).encode()
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs, fpath = pafs.FileSystem.from_uri(path)
+        tmp = f"{fpath}.tmp-{uuid.uuid4().hex[:8]}"
+        with fs.open_output_stream(tmp) as out:
+            out.write(data)
+        fs.move(tmp, fpath)
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _read_csv(path: str) -> pd.DataFrame | None:
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs, fpath = pafs.FileSystem.from_uri(path)
+        if fs.get_file_info(fpath).type == pafs.FileType.NotFound:
+            return None
+        with fs.open_input_stream(fpath) as fh:
+            return pd.read_csv(io.BytesIO(fh.read()))
+    return pd.read_csv(path) if os.path.exists(path) else None
+
+
+def read_leaderboard(experiment_dir: str) -> pd.DataFrame:
+    """``leaderboard.csv`` of an experiment folder (empty frame if there is none yet)."""
+    frame = _read_csv(f"{experiment_dir.rstrip('/')}/{LEADERBOARD}")
+    return pd.DataFrame(columns=_FIRST + _SCORES) if frame is None else frame
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows -> a frame ranked by objective (best first; failed and unscored trials last),
+    columns in a stable order: identity, hyperparameters (sorted), scores."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=_FIRST + _SCORES)
+    for col in _SCORES:
+        if col not in frame:
+            frame[col] = math.nan if col != "error" else ""
+    frame = frame.sort_values(["objective", "trial_id"], ascending=[False, True], na_position="last",
+                              kind="stable").reset_index(drop=True)
+    frame["rank"] = range(1, len(frame) + 1)
+    params = sorted(c for c in frame.columns if c not in _FIRST and c not in _SCORES)
+    return frame[_FIRST + params + _SCORES]
+
+
+def _hyperparameters(config: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """Every effective hyperparameter of a trial (sampled, fixed and defaults) as flat columns."""
+    from search.space import flat_config
+    from trainables import split_flat_config
+
+    try:
+        _, model_config, train_config = split_flat_config(flat_config(config, train))
+    except Exception:  # a config the model refused: show what was sampled
+        inner = config.get(config.get("model"), {})
+        return dict(inner) if isinstance(inner, dict) else {}
+    out = {**model_config.to_flat(), **train_config.to_flat()}
+    out.pop("num_threads", None)
+    out.pop("device", None)
+    return out
+
+
+class LiveLeaderboard(Callback):
+    """Ray Tune callback that keeps ``leaderboard.csv`` and ``leaderboard_folds.csv`` current.
+
+    ``train`` holds the spec's fixed training keys (so a row shows the values a trial
+    really used); ``seeds`` and ``folds`` are the CV shape, written on every row.
+    """
+
+    def __init__(self, experiment_dir: str, *, train: dict[str, Any], seeds: int, folds: int) -> None:
+        self.experiment_dir = experiment_dir.rstrip("/")
+        self.train = dict(train)
+        self.seeds, self.folds = seeds, folds
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.fold_rows: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._reconciled = False
+        self._load_existing()
+
+    # Pickled with the Tuner's state: only the settings travel; rows are reloaded from the
+    # CSVs when a sweep is restored, so they are never older than the files.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_dir": self.experiment_dir, "train": self.train, "seeds": self.seeds,
+                "folds": self.folds}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state.pop("experiment_dir"), **state)
+
+    def _load_existing(self) -> None:
+        board = _read_csv(f"{self.experiment_dir}/{LEADERBOARD}")
+        if board is not None:
+            for row in board.to_dict("records"):
+                row = {k: ("" if k == "error" and isinstance(v, float) and math.isnan(v) else v)
+                       for k, v in row.items()}
+                row.pop("rank", None)
+                self.rows[str(row["trial_id"])] = row
+        folds = _read_csv(f"{self.experiment_dir}/{FOLDS}")
+        if folds is not None:
+            for row in folds.to_dict("records"):
+                self.fold_rows[(str(row["trial_id"]), int(row["seed"]), int(row["fold"]))] = row
+
+    # ---- Ray Tune hooks ----------------------------------------------------------------
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """On the first step of a restored sweep, drop rows of trials the restored experiment
+        does not know (they finished after its last saved state and will not be resumed)."""
+        if self._reconciled:
+            return
+        self._reconciled = True
+        known = {str(t.trial_id) for t in trials}
+        stale = [tid for tid in self.rows if tid not in known]
+        if stale:
+            for tid in stale:
+                del self.rows[tid]
+            self.fold_rows = {k: v for k, v in self.fold_rows.items() if k[0] in known}
+            self.write()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trial, {"status": "running"})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._update(trial, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        status = result.get("status", "ok")
+        if status == "running":  # the scheduler stopped it before its last fit
+            status = "stopped"
+        self._update(trial, {**result, "status": status})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = trial.get_error() or "the trial's worker failed"
+        last_line = [line for line in str(error).strip().splitlines() if line.strip()][-1:]
+        self._update(trial, {**(trial.last_result or {}), "status": "error",
+                             "error": last_line[0] if last_line else str(error), "objective": math.nan})
+
+    # ---- rows ------------------------------------------------------------------------------
+    def _update(self, trial: Any, result: dict[str, Any]) -> None:
+        tid = str(trial.trial_id)
+        config = dict(trial.config)
+        row = self.rows.get(tid) or {"trial_id": tid, "model": config.get("model"),
+                                     **_hyperparameters(config, self.train)}
+        row.update(seeds=self.seeds, folds=self.folds)
+        for key in _SCORES:
+            if key in result:
+                row[key] = result[key]
+        if "status" in result:
+            row["status"] = result["status"]
+        row.setdefault("error", "")
+        self.rows[tid] = row
+        if "fit_seed" in result:
+            key = (tid, int(result["fit_seed"]), int(result["fit_fold"]))
+            self.fold_rows[key] = {"trial_id": tid, "model": row["model"], "seed": key[1], "fold": key[2],
+                                   **{m: result.get(f"fit_{m}") for m in REPORTED_METRICS},
+                                   "seconds": result.get("fit_seconds"),
+                                   "best_epoch": result.get("fit_best_epoch")}
+        self.write()
+
+    def write(self) -> None:
+        write_csv_atomic(rank_rows(list(self.rows.values())), f"{self.experiment_dir}/{LEADERBOARD}")
+        folds = pd.DataFrame(list(self.fold_rows.values()), columns=_FOLD_COLUMNS)
+        folds = folds.sort_values(["trial_id", "seed", "fold"], kind="stable")
+        write_csv_atomic(folds, f"{self.experiment_dir}/{FOLDS}")

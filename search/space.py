@@ -1,0 +1,139 @@
+"""The Optuna search space (define-by-run) and the searcher Ray Tune drives.
+
+The model family is a categorical choice; each family's parameters are sampled only
+when it is chosen, under the family's prefix (``lstm/lr``), so two families never share
+a distribution. Ray Tune's `OptunaSearch` turns ``lstm/lr`` into a nested config, which
+`flat_config` turns back into the flat dict `trainables.split_flat_config` reads::
+
+    {"model": "lstm", "lstm": {"lr": 0.003, "num_layers": 2, "units_0": 48, "units_1": 16}}
+    -> {"model": "lstm", "lr": 0.003, "num_layers": 2, "units_0": 48, "units_1": 16, <spec.train>}
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from features.errors import ConfigError
+from search.spec import ModelSpace, SweepSpec
+
+__all__ = ["SearchSpace", "expand_grid", "flat_config", "make_searcher", "TRIAL_METRIC"]
+
+#: What every trial reports and the searcher and schedulers optimise (higher is better).
+TRIAL_METRIC = "objective"
+
+
+class SearchSpace:
+    """A define-by-run space: ``space(optuna_trial) -> constants`` (a picklable object, so
+    the searcher's state survives `Tuner.restore`)."""
+
+    def __init__(self, models: tuple[ModelSpace, ...]) -> None:
+        self.models = {m.name: m for m in models}
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        names = list(self.models)
+        family = trial.suggest_categorical("model", names) if len(names) > 1 else names[0]
+        space = self.models[family]
+        fixed: dict[str, Any] = {}
+        for key, param in space.params.items():
+            value = param.suggest(trial, f"{family}/{key}")
+            if param.kind == "fixed":
+                fixed[f"{family}/{key}"] = value
+        for seq, (count_key, param) in space.per_layer.items():
+            count = space.params[count_key].suggest(trial, f"{family}/{count_key}") \
+                if count_key in space.params else None
+            if count is None:  # the layer count is not searched: the config's default
+                from trainables.registry import MODEL_CONFIGS
+
+                count = len(getattr(MODEL_CONFIGS[family](), seq))
+                fixed[f"{family}/{count_key}"] = count
+            for i in range(int(count)):
+                value = param.suggest(trial, f"{family}/{seq}_{i}")
+                if param.kind == "fixed":
+                    fixed[f"{family}/{seq}_{i}"] = value
+        out = {"model": family} if len(names) == 1 else {}
+        out.update(fixed)
+        return out
+
+
+def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str, Any]:
+    """Tune's nested trial config -> the flat dict of one model family (+ fixed training keys)."""
+    family = config["model"]
+    inner = config.get(family, {})
+    if not isinstance(inner, Mapping):
+        raise ConfigError(f"trial config {family!r}", "must be a mapping of hyperparameters", inner)
+    return {"model": family, **dict(train), **dict(inner)}
+
+
+def expand_grid(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every combination of every family's values, as nested trial configs (grid sampler)."""
+    points: list[dict[str, Any]] = []
+    for space in spec.models:
+        keys, values = [], []
+        for key, param in space.params.items():
+            keys.append(key)
+            values.append(param.grid_values(f"models.{space.name}.{key}"))
+        base = list(itertools.product(*values)) or [()]
+        for combo in base:
+            point = dict(zip(keys, combo))
+            layers = [[]]
+            for seq, (count_key, param) in space.per_layer.items():
+                from trainables.registry import MODEL_CONFIGS
+
+                count = int(point.get(count_key, len(getattr(MODEL_CONFIGS[space.name](), seq))))
+                per = param.grid_values(f"models.{space.name}.{seq}")
+                layers = [prev + [(f"{seq}_{i}", v) for i, v in enumerate(widths)]
+                          for prev in layers for widths in itertools.product(per, repeat=count)]
+                point.setdefault(count_key, count)
+            for extra in layers:
+                points.append({"model": space.name, space.name: {**point, **dict(extra)}})
+    return points
+
+
+class _GridSpace:
+    """Define-by-run over an enumerated grid: one categorical index, mapped to its point."""
+
+    def __init__(self, points: list[dict[str, Any]]) -> None:
+        self.points = points
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        index = trial.suggest_categorical("grid_point", list(range(len(self.points))))
+        point = self.points[index]
+        return {"model": point["model"], **{f"{point['model']}/{k}": v for k, v in point[point["model"]].items()}}
+
+
+def make_sampler(spec: SweepSpec, *, grid_size: int | None = None):
+    """The Optuna sampler the spec names, seeded with ``search.seed``."""
+    import optuna
+
+    seed = spec.search.seed
+    if spec.search.sampler == "tpe":
+        # multivariate + group model the conditional (per-family) space jointly; the
+        # constant liar keeps concurrent trials from all asking for the same point
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=max(4, min(10, spec.search.num_samples // 3)))
+    if spec.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.search.sampler == "cmaes":
+        # CMA-ES models numbers; the family (categorical) is sampled independently
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.GridSampler({"grid_point": list(range(grid_size or 1))}, seed=seed)
+
+
+def make_searcher(spec: SweepSpec):
+    """`OptunaSearch` over the spec's space; for ``grid`` the exact list of grid points."""
+    import warnings
+
+    from ray.tune.search.optuna import OptunaSearch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna flags multivariate/group TPE as experimental
+        if spec.search.sampler == "grid":
+            points = expand_grid(spec)
+            space: Any = _GridSpace(points)
+            sampler = make_sampler(spec, grid_size=len(points))
+        else:
+            space = SearchSpace(spec.models)
+            sampler = make_sampler(spec)
+        return OptunaSearch(space=space, metric=TRIAL_METRIC, mode="max", sampler=sampler)

@@ -1,0 +1,39 @@
+"""What `seqsweep sweep status DIR` prints: counts by status and the best trial so far."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from features.errors import StoreError
+from search.leaderboard import LEADERBOARD, read_leaderboard
+
+__all__ = ["sweep_status"]
+
+
+def sweep_status(directory: str) -> str:
+    if not os.path.exists(os.path.join(directory, LEADERBOARD)):
+        raise StoreError(directory, f"a sweep's experiment folder holds {LEADERBOARD}",
+                         "no leaderboard (is this <storage>/<name>?)")
+    board = read_leaderboard(directory)
+    spec_path = os.path.join(directory, "sweep.json")
+    planned = None
+    if os.path.exists(spec_path):
+        with open(spec_path) as fh:
+            planned = json.load(fh)["search"]["num_samples"]
+    counts = board["status"].value_counts().to_dict()
+    order = ["ok", "running", "stopped", "failed", "error"]
+    parts = [f"{counts.get(s, 0)} {s}" for s in order if counts.get(s, 0)]
+    head = f"{directory}: {len(board)} trials" + (f" of {planned}" if planned else "") + (
+        f" ({', '.join(parts)})" if parts else "")
+    lines = [head]
+    scored = board[board["status"] == "ok"]
+    if len(scored):
+        best = scored.iloc[0]
+        metric_cols = [c for c in board.columns if c.endswith("_mean")]
+        shown = ", ".join(f"{c[:-5]} {best[c]:.4f} ± {best[c[:-5] + '_std']:.4f}" for c in metric_cols[:3])
+        lines.append(f"best: trial {best['trial_id']} ({best['model']}), objective {best['objective']:.4f}; {shown}")
+    failed = board[board["status"].isin(["failed", "error"])]
+    for _, row in failed.head(5).iterrows():
+        lines.append(f"{row['status']}: trial {row['trial_id']} ({row['model']}): {row['error']}")
+    return "\n".join(lines)

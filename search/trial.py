@@ -1,0 +1,129 @@
+"""The Ray Tune trial: one configuration, scored by repeated-seed cross-validation.
+
+`cv_trial` is a plain function ``(config, *, data, plan, setup)``; the sweep binds the
+data, the fold plan and the settings once with `tune.with_parameters`, so they travel
+through Ray's object store and no trial reads Parquet.
+
+It reports after every (seed, fold) fit: the running objective (what ASHA compares) and
+that fit's own metrics (``fit_*``, which the long leaderboard collects). The last
+report carries a checkpoint with the out-of-fold probabilities (``oof.npz``) and every
+fit's metrics and learning curve (``fits.json``), for the ensembles and the report.
+
+A fit that raises (a NaN loss, out of GPU memory, a bad config) ends the trial with
+``status="failed"``, its ``error`` and a NaN objective, so Optuna marks it FAIL and the
+sweep goes on; such errors are deterministic and are not retried. A worker that dies
+is retried by Ray Tune (`FailureConfig`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from features.sequences import SequenceSet
+from search.cv import CVPlan, summarize
+
+__all__ = ["TrialSetup", "cv_trial", "REPORTED_METRICS", "OOF_FILE", "FITS_FILE"]
+
+REPORTED_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
+OOF_FILE = "oof.npz"
+FITS_FILE = "fits.json"
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a sweep shares besides data and folds."""
+
+    metric: str = "balanced_accuracy"
+    objective: str = "mean"
+    std_weight: float = 1.0
+    train: dict = field(default_factory=dict)  # fixed TrainConfig keys
+    threads: int = 1  # torch threads: the trial's CPU share
+
+    def objective_of(self, values: list[float]) -> float:
+        s = summarize(values)
+        if self.objective == "mean_minus_std":
+            return s["mean"] - self.std_weight * s["std"]
+        return s["mean"]
+
+
+def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in REPORTED_METRICS:
+        for stat, value in summarize([f[m] for f in fits]).items():
+            out[f"{m}_{stat}"] = value
+    out["objective"] = setup.objective_of([f[setup.metric] for f in fits]) if fits else float("nan")
+    out["fits_done"] = len(fits)
+    out["fits_total"] = total
+    out["n_params"] = int(fits[-1]["n_params"]) if fits else 0
+    out["train_seconds"] = float(np.mean([f["seconds"] for f in fits])) if fits else 0.0
+    return out
+
+
+def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
+    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
+    from ray import tune
+
+    from search.space import flat_config
+    from trainables import fit, split_flat_config
+
+    fits: list[dict[str, Any]] = []
+    histories: list[list[dict[str, Any]]] = []
+    family = config.get("model", "?")
+
+    def fail(message: str) -> None:
+        tune.report({**_summary(setup, fits, len(plan)), "status": "failed", "error": message,
+                     "model": family, "objective": float("nan")})
+
+    try:
+        name, model_config, train_config = split_flat_config(flat_config(config, setup.train))
+        train_config = replace(train_config, num_threads=setup.threads)
+    except Exception as exc:  # a config the spec let through but the model refuses
+        fail(f"{type(exc).__name__}: {exc}")
+        return
+
+    oof = np.full((len(plan.seeds), plan.n_rows, data.n_classes), np.nan, dtype=np.float32)
+    for k, cv_fit in enumerate(plan.fits):
+        try:
+            result = fit(name, model_config, data.subset(cv_fit.train), data.subset(cv_fit.valid),
+                         seed=cv_fit.seed, train_config=train_config)
+        except Exception as exc:  # deterministic: a NaN loss, OOM, a model error. Not retried.
+            where = f"seed {cv_fit.seed} fold {cv_fit.fold}"
+            detail = "" if exc.__class__.__module__.startswith(("features", "trainables")) else \
+                "\n" + "".join(traceback.format_exception(exc)[-3:])
+            fail(f"{where}: {type(exc).__name__}: {exc}{detail}")
+            return
+        oof[cv_fit.seed_index, cv_fit.valid] = result.proba.astype(np.float32)
+        scalars = result.scalars()
+        fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, **scalars})
+        histories.append(result.history)
+        report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
+                  "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
+                  **{f"fit_{m}": scalars[m] for m in REPORTED_METRICS},
+                  "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
+        if k < len(plan) - 1:
+            tune.report(report)
+            continue
+        report["status"] = "ok"
+        with tempfile.TemporaryDirectory() as tmp:
+            np.savez_compressed(os.path.join(tmp, OOF_FILE), proba=oof, y=data.y,
+                                clip_ids=np.asarray(data.clip_ids, dtype=str),
+                                seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
+            with open(os.path.join(tmp, FITS_FILE), "w") as fh:
+                json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},
+                           "fits": fits, "histories": histories}, fh, default=_json_default)
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
