@@ -1,0 +1,303 @@
+"""The contract every trainable keeps, and each model learning the synthetic audio.
+
+`ModelContract` states once what a model must do (fit on tiny data, give probabilities that
+sum to 1, reproduce with the same seed, survive a length-1 sequence and a batch of one,
+give a padded batch the outputs of its sequences one by one); each model subclasses it.
+The learn-the-audio tests read the session fixtures ``synth_mfcc`` / ``synth_wave`` from
+``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from features.sequences import SequenceSet
+from trainables import FitResult, TrainConfig, build_model, fit, predict_proba, seed_everything
+
+N_CLASSES = 4
+DIM = 6
+VOCAB = 12
+TINY_TRAIN = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "deterministic": True, "num_threads": 1, "device": "cpu"}
+
+
+def _set(xs: list[np.ndarray], ys: list[int], prefix: str) -> SequenceSet:
+    ids = np.array([f"{prefix}{i}" for i in range(len(xs))], dtype=object)
+    return SequenceSet(xs, np.asarray(ys), [f"class{c}" for c in range(N_CLASSES)], ids, ids)
+
+
+def _toy_features(seed: int, n_per_class: int, *, lengths: tuple[int, int] = (1, 25)) -> SequenceSet:
+    """Sine tones of a class-specific frequency plus noise, as (T, 6) frames of odd scale."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in range(N_CLASSES):
+        for _ in range(n_per_class):
+            t = np.arange(rng.integers(*lengths, endpoint=True))[:, None]
+            phase = np.arange(DIM)[None, :] * 0.7
+            frames = np.sin(0.25 * (c + 1) * t + phase) + 0.3 * rng.standard_normal((len(t), DIM))
+            xs.append((frames * 50.0 + 10.0 * c).astype(np.float32))
+            ys.append(c)
+    return _set(xs, ys, f"toy{seed}-")
+
+
+def _toy_tokens(seed: int, n_per_class: int) -> SequenceSet:
+    """Integer token ids (D = 1) drawn from class-specific distributions over VOCAB ids."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in range(N_CLASSES):
+        p = np.full(VOCAB, 0.2 / VOCAB)
+        p[3 * c : 3 * c + 3] += 0.8 / 3
+        for _ in range(n_per_class):
+            xs.append(rng.choice(VOCAB, size=(int(rng.integers(1, 20, endpoint=True)), 1), p=p).astype(np.float32))
+            ys.append(c)
+    return _set(xs, ys, f"tok{seed}-")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One torch thread in this module: tiny models gain nothing from two, and on a shared
+    2-core machine a second spinning thread can slow a fit down tenfold."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def _toy_sequences() -> dict[str, SequenceSet]:
+    """Tiny ragged train/valid sets of real-valued frames and of token ids (seeded)."""
+    return {
+        "features_train": _toy_features(1, 8),
+        "features_valid": _toy_features(2, 3),
+        "tokens_train": _toy_tokens(3, 8),
+        "tokens_valid": _toy_tokens(4, 3),
+    }
+
+
+def _one_frame_set(data: SequenceSet) -> SequenceSet:
+    """``data`` with every sequence cut to its first frame."""
+    return _set([s[:1] for s in data.x], list(data.y), "one-")
+
+
+# ---------------------------------------------------------------------------------------
+# the contract
+# ---------------------------------------------------------------------------------------
+class ModelContract:
+    """What every trainable must do. Subclasses set ``model``, ``config`` and ``inputs``."""
+
+    model: str = ""
+    config: dict = {}
+    inputs: str = "features"  # or "tokens"
+    torch_model: bool = True
+
+    # ---- helpers ---------------------------------------------------------------------
+    @pytest.fixture
+    def data(self, _toy_sequences: dict[str, SequenceSet]) -> tuple[SequenceSet, SequenceSet]:
+        return _toy_sequences[f"{self.inputs}_train"], _toy_sequences[f"{self.inputs}_valid"]
+
+    def _fit(self, train: SequenceSet, valid: SequenceSet | None, *, seed: int = 0, **train_options) -> FitResult:
+        return fit(self.model, self.config, train, valid, seed=seed,
+                   train_config={**TINY_TRAIN, **train_options}, return_weights=True)
+
+    def _require_torch(self) -> None:
+        if not self.torch_model:
+            pytest.skip(f"{self.model} is a scikit-learn baseline: no torch forward pass to check")
+
+    # ---- the contract ----------------------------------------------------------------
+    def test_fits_on_tiny_data(self, data):
+        train, valid = data
+        result = self._fit(train, valid)
+        assert isinstance(result, FitResult)
+        assert result.model == self.model
+        assert result.proba.shape == (len(valid), N_CLASSES)
+        assert result.n_params > 0
+        assert result.seconds > 0
+        assert 1 <= result.best_epoch <= result.epochs_run == len(result.history)
+        assert {"accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "confusion_matrix"} <= set(result.metrics)
+        assert np.asarray(result.metrics["confusion_matrix"]).sum() == len(valid)
+        assert all(np.isfinite(h["valid_loss"]) for h in result.history)
+
+    def test_probabilities_sum_to_one(self, data):
+        train, valid = data
+        proba = self._fit(train, valid).proba
+        assert proba.dtype == np.float64
+        assert (proba >= 0).all()
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+
+    def test_same_seed_same_result(self, data):
+        train, valid = data
+        first, again = self._fit(train, valid, seed=7), self._fit(train, valid, seed=7)
+        np.testing.assert_array_equal(first.proba, again.proba)  # bit for bit
+        assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in again.history]
+
+    def test_other_seed_other_result(self, data):
+        if self.model == "knn":
+            pytest.skip("knn has no randomness: every seed gives the same neighbours")
+        train, valid = data
+        assert not np.array_equal(self._fit(train, valid, seed=1).proba, self._fit(train, valid, seed=2).proba)
+
+    def test_length_one_sequences(self, data):
+        train, valid = data
+        result = self._fit(_one_frame_set(train), _one_frame_set(valid))
+        assert result.proba.shape == (len(valid), N_CLASSES)
+        assert np.isfinite(result.proba).all()
+        mixed = self._fit(train, _one_frame_set(valid))  # trained on long, scored on length 1
+        assert np.isfinite(mixed.proba).all()
+
+    def test_batch_of_one(self, data):
+        train, valid = data
+        result = self._fit(train.subset(np.arange(6)), valid.subset([0]), batch_size=1)
+        assert result.proba.shape == (1, N_CLASSES)
+        np.testing.assert_allclose(result.proba.sum(), 1.0, atol=1e-9)
+
+    def test_padded_batch_matches_one_by_one(self, data):
+        """Fitted weights: one padded batch gives each sequence what it gets alone."""
+        train, valid = data
+        result = self._fit(train, valid)
+        together = predict_proba(self.model, self.config, result.weights, valid.to_padded(), device="cpu")
+        alone = np.concatenate([
+            predict_proba(self.model, self.config, result.weights, valid.subset([i]), device="cpu")
+            for i in range(len(valid))
+        ])
+        np.testing.assert_allclose(together, alone, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(together, result.proba, rtol=0, atol=1e-5)
+
+    def test_ragged_and_padded_input_agree(self, data):
+        train, valid = data
+        ragged = self._fit(train, valid)
+        padded = self._fit(train.to_padded(), valid.to_padded())
+        np.testing.assert_allclose(ragged.proba, padded.proba, rtol=0, atol=1e-6)
+
+    def test_refit_without_validation(self, data):
+        train, valid = data
+        result = self._fit(train, None)
+        assert result.proba is None and result.metrics == {}
+        assert "valid_loss" not in result.history[-1]
+        proba = result.predict_proba(valid)
+        assert proba.shape == (len(valid), N_CLASSES)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+
+    def test_forward_padded_matches_one_by_one(self, data):
+        """The raw module, fresh from the builder: padding changes no sequence's logits."""
+        self._require_torch()
+        _, valid = data
+        seed_everything(0)
+        net = build_model(self.model, self.config, input_dim=valid.dim, n_classes=N_CLASSES)
+        net.eval()
+        padded = valid.to_padded()
+        with torch.no_grad():
+            batch = net(torch.from_numpy(padded.x), torch.from_numpy(padded.lengths))
+            alone = torch.cat([
+                net(torch.from_numpy(s[None]), torch.tensor([len(s)])) for s in valid.to_ragged().x
+            ])
+        assert batch.shape == (len(valid), N_CLASSES)
+        torch.testing.assert_close(batch, alone, rtol=0, atol=1e-5)
+
+    def test_gradients_reach_every_parameter(self, data):
+        self._require_torch()
+        train, _ = data
+        seed_everything(0)
+        net = build_model(self.model, self.config, input_dim=train.dim, n_classes=N_CLASSES)
+        padded = train.to_padded()
+        loss = net(torch.from_numpy(padded.x), torch.from_numpy(padded.lengths)).logsumexp(dim=1).mean()
+        loss.backward()
+        missing = [name for name, p in net.named_parameters() if p.grad is None]
+        assert not missing
+
+
+class TestLSTM(ModelContract):
+    model = "lstm"
+    config = {"units": (8, 4), "dropout": 0.1}
+
+
+class TestLSTMBidirectionalMean(ModelContract):
+    model = "lstm"
+    config = {"units": (6,), "bidirectional": True, "pooling": "mean"}
+
+
+class TestLSTMEmbedding(ModelContract):
+    model = "lstm"
+    config = {"units": (8,), "embedding_dim": 4, "vocab_size": VOCAB}
+    inputs = "tokens"
+
+
+class TestCNN(ModelContract):
+    model = "cnn"
+    config = {"filters": (4, 8), "dense_units": 8, "dropout": 0.1}
+
+
+class TestCNNMaxPool(ModelContract):
+    model = "cnn"
+    config = {"filters": (4, 4, 4), "kernel_size": 2, "pool_size": 3, "pooling": "max", "batch_norm": False}
+
+
+class TestCNN1D(ModelContract):
+    model = "cnn1d"
+    config = {"filters": (4, 8), "kernel_size": 3}
+
+
+class TestWaveNet(ModelContract):
+    model = "wavenet"
+    config = {"stacks": 2, "layers_per_stack": 2, "residual_channels": 4, "skip_channels": 8}
+
+
+class TestKNN(ModelContract):
+    model = "knn"
+    config = {"n_neighbors": 3}
+    torch_model = False
+
+
+class TestRandomForest(ModelContract):
+    model = "random_forest"
+    config = {"n_estimators": 10}
+    torch_model = False
+
+
+# ---------------------------------------------------------------------------------------
+# every model learns the synthetic audio well above chance, in a few seconds
+# ---------------------------------------------------------------------------------------
+def _fixture(request: pytest.FixtureRequest, name: str) -> SequenceSet:
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        pytest.skip(f"tests/conftest.py does not provide the {name!r} fixture yet")
+
+
+def _split_thirds(data: SequenceSet) -> tuple[SequenceSet, SequenceSet]:
+    """Stratified: every third clip of each class (in order) is validation."""
+    rank = np.empty(len(data), dtype=np.int64)
+    for c in range(data.n_classes):
+        members = np.flatnonzero(data.y == c)
+        rank[members] = np.arange(len(members))
+    valid = rank % 3 == 0
+    return data.subset(~valid), data.subset(valid)
+
+
+_FAST = {"lr": 3e-3, "batch_size": 8, "num_threads": 1, "device": "cpu"}
+
+LEARNS = [
+    pytest.param("synth_mfcc", "lstm", {"units": (32,), "pooling": "mean"}, {"epochs": 20}, id="lstm-mfcc"),
+    pytest.param("synth_mfcc", "cnn", {"filters": (16, 32), "dropout": 0.0}, {"epochs": 20}, id="cnn-mfcc"),
+    pytest.param("synth_mfcc", "cnn1d", {"filters": (16, 32)}, {"epochs": 20}, id="cnn1d-mfcc"),
+    pytest.param("synth_mfcc", "wavenet", {}, {"epochs": 20}, id="wavenet-mfcc"),
+    pytest.param("synth_mfcc", "knn", {}, {}, id="knn-mfcc"),
+    pytest.param("synth_mfcc", "random_forest", {}, {}, id="random_forest-mfcc"),
+    pytest.param(
+        "synth_wave", "cnn1d", {"filters": (16, 32, 32), "kernel_size": 9, "pool_size": 4}, {"epochs": 15},
+        id="cnn1d-wave",
+    ),
+    pytest.param(
+        "synth_wave", "wavenet", {"layers_per_stack": 6, "residual_channels": 8, "skip_channels": 16},
+        {"epochs": 20, "lr": 1e-2}, id="wavenet-wave",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "model", "config", "train"), LEARNS)
+def test_learns_the_synthetic_audio(request, source, model, config, train):
+    data = _fixture(request, source)
+    train_set, valid_set = _split_thirds(data)
+    result = fit(model, config, train_set, valid_set, seed=0, train_config=TrainConfig(**{**_FAST, **train}))
+    chance = 1.0 / data.n_classes
+    assert result.metrics["balanced_accuracy"] >= 2 * chance, (model, source, result.history)

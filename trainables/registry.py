@@ -1,0 +1,164 @@
+"""The one registry of models: name -> (typed config, builder), lazy and loud.
+
+A builder's module is imported only when a model of that name is built, so checking a
+sweep's configs needs neither torch nor scikit-learn's estimators; an unknown name raises
+`ConfigError` listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from features.errors import ConfigError
+from trainables.configs import (
+    MODEL_KEY,
+    CNN1DConfig,
+    CNNConfig,
+    ConfigBase,
+    KNNConfig,
+    LSTMConfig,
+    RandomForestConfig,
+    TrainConfig,
+    WaveNetConfig,
+)
+
+__all__ = [
+    "ModelSpec",
+    "MODEL_CONFIGS",
+    "model_names",
+    "get_model_spec",
+    "make_model_config",
+    "build_model",
+    "split_flat_config",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    Attributes
+    ----------
+    name : the registry name (``"lstm"``, ...).
+    config_cls : its frozen config dataclass.
+    kind : ``"torch"`` (trained by the loop) or ``"sklearn"`` (fitted once on pooled features).
+    target : ``"module:function"`` of the builder, imported on first use.
+    summary : one line for listings.
+    """
+
+    name: str
+    config_cls: type[ConfigBase]
+    kind: Literal["torch", "sklearn"]
+    target: str
+    summary: str
+
+    @property
+    def builder(self) -> Callable[..., Any]:
+        """The builder function ``(config, *, input_dim, n_classes, ...) -> model``."""
+        module, function = self.target.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("lstm", LSTMConfig, "torch", "trainables.lstm:build_lstm", "stacked LSTM on packed sequences"),
+        ModelSpec("cnn", CNNConfig, "torch", "trainables.cnn:build_cnn", "2-D CNN over the time x feature map"),
+        ModelSpec("cnn1d", CNN1DConfig, "torch", "trainables.cnn:build_cnn1d", "1-D CNN over time"),
+        ModelSpec("wavenet", WaveNetConfig, "torch", "trainables.wavenet:build_wavenet", "gated dilated causal convs"),
+        ModelSpec("knn", KNNConfig, "sklearn", "trainables.classic:build_knn", "k-NN on pooled mean/std"),
+        ModelSpec(
+            "random_forest",
+            RandomForestConfig,
+            "sklearn",
+            "trainables.classic:build_random_forest",
+            "random forest on pooled mean/std",
+        ),
+    )
+}
+
+MODEL_CONFIGS: dict[str, type[ConfigBase]] = {name: spec.config_cls for name, spec in _SPECS.items()}
+"""Model name -> config class (read by `TrainConfig.from_flat` to skip a model's keys)."""
+
+
+def model_names() -> tuple[str, ...]:
+    """Every registered model name, in registration order."""
+    return tuple(_SPECS)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The `ModelSpec` of ``name``; `ConfigError` listing the valid names if there is none."""
+    spec = _SPECS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise ConfigError(MODEL_KEY, f"must be one of {list(_SPECS)}", name)
+    return spec
+
+
+def make_model_config(name: str, config: ConfigBase | Mapping[str, Any] | None = None) -> ConfigBase:
+    """``config`` as ``name``'s typed config: a typed config is checked, a mapping goes
+    through ``from_flat`` (training keys and ``model`` ignored), ``None`` gives the defaults."""
+    spec = get_model_spec(name)
+    if config is None:
+        return spec.config_cls()
+    if isinstance(config, ConfigBase):
+        if type(config) is not spec.config_cls:
+            raise ConfigError(
+                f"{name} config", f"must be a {spec.config_cls.__name__}", type(config).__name__
+            )
+        return config
+    return spec.config_cls.from_flat(config)
+
+
+def build_model(
+    name: str,
+    config: ConfigBase | Mapping[str, Any] | None = None,
+    *,
+    input_dim: int,
+    n_classes: int,
+    **options: Any,
+) -> Any:
+    """Build model ``name`` for frames of ``input_dim`` values and ``n_classes`` classes.
+
+    Returns an untrained `trainables.layers.SequenceClassifier` (torch models) or an unfitted
+    `trainables.classic.PooledClassifier` (``options``: ``seed``, ``n_jobs``,
+    ``class_weighted``, ``standardize``). The caller seeds torch before building: model
+    code never picks a seed.
+    """
+    if int(input_dim) < 1:
+        raise ConfigError("input_dim", "must be >= 1", input_dim)
+    if int(n_classes) < 2:
+        raise ConfigError("n_classes", "must be >= 2", n_classes)
+    spec = get_model_spec(name)
+    typed = make_model_config(name, config)
+    return spec.builder(typed, input_dim=int(input_dim), n_classes=int(n_classes), **options)
+
+
+def split_flat_config(
+    flat: Mapping[str, Any], *, ignore: Iterable[str] = ()
+) -> tuple[str, ConfigBase, TrainConfig]:
+    """Turn one flat Tune/Optuna config into ``(model name, model config, train config)``.
+
+    ``flat`` holds ``"model"`` plus any keys of that model's config and of `TrainConfig`;
+    keys in ``ignore`` (e.g. the sweep's own ``seeds``, ``folds``) are skipped; any other
+    key raises `ConfigError` listing the valid ones. Missing keys keep their defaults::
+
+        split_flat_config({"model": "lstm", "lr": 3e-3, "num_layers": 2, "units_0": 32, "units_1": 16})
+        -> ("lstm", LSTMConfig(units=(32, 16), ...), TrainConfig(lr=0.003, ...))
+    """
+    if not isinstance(flat, Mapping) or MODEL_KEY not in flat:
+        raise ConfigError(MODEL_KEY, f"a flat config needs a {MODEL_KEY!r} key naming one of {list(_SPECS)}", None)
+    name = flat[MODEL_KEY]
+    spec = get_model_spec(name)
+    ignore = set(ignore)
+    unknown = sorted(
+        str(k)
+        for k in flat
+        if k != MODEL_KEY and k not in ignore and not spec.config_cls.is_flat_key(k) and not TrainConfig.is_flat_key(k)
+    )
+    if unknown:
+        valid = spec.config_cls.flat_key_names() + TrainConfig.flat_key_names()
+        raise ConfigError(f"config key {unknown[0]!r}", f"must be one of {valid} for model {name!r}", unknown[0])
+    return name, spec.config_cls.from_flat(flat, ignore=ignore), TrainConfig.from_flat(flat, ignore=ignore)
