@@ -15,6 +15,8 @@ import click
 SUBCOMMANDS = {
     "features": ("features.cli:features", "Build and inspect the Parquet feature store."),
     "sweep": ("search.commands:sweep", "Run a sweep from a YAML spec; see how one is doing."),
+    "results": ("results.cli:results", "Leaderboards, ensembles and reports of a finished sweep."),
+    "predict": ("results.cli:predict", "Predict the class of new audio with a sweep's saved ensemble."),
 }
 
 

@@ -8,6 +8,17 @@ from features.errors import SeqsweepError
 
 __all__ = ["sweep"]
 
+#: What runs after a sweep: a later room (results), named here by string so that this
+#: room never imports it; the command line is where the rooms are put together.
+FINISH_SWEEP = "results.pipeline:finish_sweep"
+
+
+def _by_name(target: str):
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
 
 @click.group()
 def sweep() -> None:
@@ -26,13 +37,16 @@ def sweep() -> None:
 @click.option("--num-samples", type=int, default=None, help="Override search.num_samples (trials).")
 @click.option("--storage", default=None, help="Override where experiments are written (a path or URI).")
 @click.option("--name", default=None, help="Override the experiment's name.")
+@click.option("--no-ensemble", is_flag=True, help="Skip the ensembles, refits and report at the end.")
 def run(config: str, resume: bool, address: str | None, dashboard_host: str, store: str | None,
         dataset: str | None, feature_set: str | None, num_samples: int | None, storage: str | None,
-        name: str | None) -> None:
+        name: str | None, no_ensemble: bool) -> None:
     """Run the sweep CONFIG describes: Optuna samples configurations, Ray Tune runs them,
     each scored by repeated-seed cross-validation on the train split.
 
-    Writes <storage>/<name>/leaderboard.csv and leaderboard_folds.csv as trials finish.
+    Writes <storage>/<name>/leaderboard.csv and leaderboard_folds.csv as trials finish;
+    at the end builds the ensembles of the top trials, refits them, scores them once on
+    the held-out test split (ensembles.csv) and writes the report.
     """
     from search.spec import load_spec
     from search.sweep import run_sweep
@@ -42,9 +56,12 @@ def run(config: str, resume: bool, address: str | None, dashboard_host: str, sto
                          num_samples=num_samples, storage=storage, name=name)
         outcome = run_sweep(spec, resume=resume, address=address, dashboard_host=dashboard_host,
                             echo=click.echo)
+        click.echo(str(outcome))
+        if not no_ensemble and outcome.ok:
+            finish_sweep = _by_name(FINISH_SWEEP)
+            finish_sweep(outcome.experiment_dir, echo=click.echo)
     except SeqsweepError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(str(outcome))
 
 
 @sweep.command()

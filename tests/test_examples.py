@@ -1,0 +1,57 @@
+"""The examples/ YAMLs and the README's commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from search.cli import main
+from search.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_is_a_valid_spec(path):
+    spec = load_spec(path)
+    assert spec.models and spec.name == path.stem
+
+
+def _cli(*args) -> str:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_quick_example_runs_as_documented(ray_session, tmp_path, monkeypatch):
+    """README: synth -> extract -> `seqsweep sweep run examples/quick.yaml` -> status."""
+    monkeypatch.chdir(tmp_path)
+    _cli("features", "synth", "data")
+    _cli("features", "extract", "data", "--store", "store", "--dataset", "synth")
+    out = _cli("sweep", "run", ROOT / "examples" / "quick.yaml")
+    assert "sweep finished" in out
+    exp = tmp_path / "runs" / "quick"
+    board = pd.read_csv(exp / "leaderboard.csv")
+    spec = load_spec(ROOT / "examples" / "quick.yaml")
+    assert len(board) == spec.search.num_samples and (board["status"] == "ok").all()
+    assert board["balanced_accuracy_mean"].max() > 0.4  # 4 classes: chance is 0.25
+    status = _cli("sweep", "status", exp)
+    assert re.search(rf"{spec.search.num_samples} trials of {spec.search.num_samples}", status)
+
+
+@pytest.mark.slow
+def test_japanese_vowels_example_on_aeons_copy(ray_session, tmp_path, monkeypatch):
+    aeon = pytest.importorskip("aeon")
+    data = Path(aeon.__file__).parent / "datasets" / "data" / "JapaneseVowels"
+    monkeypatch.chdir(tmp_path)
+    _cli("features", "import", data / "JapaneseVowels_TRAIN.ts", data / "JapaneseVowels_TEST.ts",
+         "--store", "store", "--dataset", "japanese_vowels")
+    _cli("sweep", "run", ROOT / "examples" / "japanese_vowels.yaml", "--num-samples", "2", "--no-ensemble")
+    board = pd.read_csv(tmp_path / "runs" / "japanese_vowels" / "leaderboard.csv")
+    assert len(board) == 2 and (board["status"] == "ok").all()
