@@ -47,8 +47,11 @@ class AudioItem:
 
 
 def discover_audio(source: str | Path) -> tuple[list[AudioItem], list[ItemError]]:
-    """List the clips of an audio folder (one subfolder per class) or a manifest CSV."""
-    source = Path(source)
+    """List the clips of an audio folder (one subfolder per class) or a manifest CSV.
+
+    Paths come back absolute: Ray workers do not share the driver's working directory.
+    """
+    source = Path(source).absolute()  # workers (other processes, other nodes) need whole paths
     if not source.exists():
         raise InputError(str(source), "the audio source must exist (a folder or a .csv)", "no such path")
     if source.is_file():

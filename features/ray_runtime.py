@@ -37,6 +37,7 @@ def ensure_ray(
             ctx = ray.init(address=address, log_to_driver=True)
         else:
             ctx = ray.init(
+                address="local",  # our own instance, never a Ray someone left running here
                 num_cpus=num_cpus,
                 include_dashboard=include_dashboard,
                 dashboard_host=dashboard_host,

@@ -13,6 +13,7 @@ import click
 
 #: command name -> "module:attribute" of its click command or group
 SUBCOMMANDS = {
+    "demo": ("results.demo:demo", "Run everything end to end on synthetic audio (about 5 minutes)."),
     "features": ("features.cli:features", "Build and inspect the Parquet feature store."),
     "sweep": ("search.commands:sweep", "Run a sweep from a YAML spec; see how one is doing."),
     "results": ("results.cli:results", "Leaderboards, ensembles and reports of a finished sweep."),
@@ -41,6 +42,9 @@ class _LazyGroup(click.Group):
 def main() -> None:
     """seqsweep: find the best sequence classifier for labelled audio or sequences,
     and show that the winner is real (repeated-seed cross-validation, ensembles).
+
+    \b
+    Try it:  seqsweep demo
 
     \b
     Typical flow:

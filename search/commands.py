@@ -59,7 +59,7 @@ def run(config: str, resume: bool, address: str | None, dashboard_host: str, sto
         click.echo(str(outcome))
         if not no_ensemble and outcome.ok:
             finish_sweep = _by_name(FINISH_SWEEP)
-            finish_sweep(outcome.experiment_dir, echo=click.echo)
+            click.echo(str(finish_sweep(outcome.experiment_dir, echo=click.echo)))
     except SeqsweepError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -63,8 +63,9 @@ def _read_csv(path: str) -> pd.DataFrame | None:
         if fs.get_file_info(fpath).type == pafs.FileType.NotFound:
             return None
         with fs.open_input_stream(fpath) as fh:
-            return pd.read_csv(io.BytesIO(fh.read()))
-    return pd.read_csv(path) if os.path.exists(path) else None
+            return pd.read_csv(io.BytesIO(fh.read()), dtype={"trial_id": str})
+    # trial ids are hex strings: one made of digits only ("14986905") must stay a string
+    return pd.read_csv(path, dtype={"trial_id": str}) if os.path.exists(path) else None
 
 
 def read_leaderboard(experiment_dir: str) -> pd.DataFrame:

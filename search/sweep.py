@@ -148,10 +148,15 @@ def run_sweep(
     data = FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split="train", padded=True)
     plan = make_plan(data, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
     capacity, total = trial_capacity(spec.resources.cpus, spec.resources.gpus)
-    if capacity < 1:
-        raise ConfigError("resources", f"each trial must fit on the cluster ({dict(total)})",
-                          f"cpus={spec.resources.cpus}, gpus={spec.resources.gpus}")
-    concurrent = min(capacity, spec.search.max_concurrent or capacity)
+    if capacity < 1:  # an autoscaling cluster with no GPU node up yet: pending trials ask for one
+        echo(f"no trial fits on the cluster as it is now ({dict(total)}); trials wait for the autoscaler "
+             f"to add nodes with cpus={spec.resources.cpus:g}, gpus={spec.resources.gpus:g}")
+    # at most as many trials as can run now (a searcher asked for more suggests them blind);
+    # with no room yet, as many as the spec allows, for the autoscaler to see the demand
+    if capacity >= 1:
+        concurrent = min(capacity, spec.search.max_concurrent or capacity)
+    else:
+        concurrent = spec.search.max_concurrent or 1
     num_samples = spec.search.num_samples
     if spec.search.sampler == "grid":
         grid = len(expand_grid(spec))

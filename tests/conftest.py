@@ -21,13 +21,22 @@ SYNTH_CLIPS = 12
 SYNTH_SECONDS = 2.0
 
 
+#: How the tests start their local Ray: a new instance of our own ("local": never a Ray
+#: some other process left running on this machine), 2 CPUs, no dashboard.
+RAY_TEST_INIT = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+
+
 @pytest.fixture(scope="session")
 def ray_session():
-    """One real local Ray instance for the whole test session (2 CPUs, no dashboard)."""
+    """One real local Ray instance for the whole test session, started on first use.
+
+    tests/test_faults.py swaps in a multi-node cluster for its module and starts this
+    instance again when it is done.
+    """
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(**RAY_TEST_INIT)
     yield ray
     ray.shutdown()
 

@@ -1,0 +1,96 @@
+"""What users read after a sweep and use afterwards: the leaderboard, ensembles of the top
+trials (refit and scored once on the held-out test split), the report, and prediction on
+new audio.
+
+The last room: it imports `features`, `trainables` and `search`; none of them imports it
+(``seqsweep sweep run`` calls `finish_sweep` by its dotted name). The public face::
+
+    from results import finish_sweep, predict, load_leaderboard, format_leaderboard
+
+    summary = finish_sweep("runs/quick")        # ensembles.csv, ensemble/, report/
+    frame = predict("runs/quick", ["new_audio/"], method="weighted")
+
+Submodules load torch, scikit-learn and matplotlib only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    # leaderboard
+    "load_leaderboard",
+    "format_leaderboard",
+    # experiment folders
+    "Experiment",
+    "Member",
+    "load_experiment",
+    # ensemble maths
+    "METHODS",
+    "average_seeds",
+    "soft_vote",
+    "max_blend",
+    "hard_vote",
+    "greedy_selection",
+    "fit_logloss_weights",
+    "combine",
+    "score",
+    # refit and test scoring
+    "RefitMember",
+    "refit_member",
+    "score_on_test",
+    "score_test",
+    # the pipeline after a sweep
+    "EnsembleDef",
+    "FinishSummary",
+    "build_ensembles",
+    "finish_sweep",
+    # report and prediction
+    "write_report",
+    "predict",
+    "load_ensemble",
+    "SavedEnsemble",
+]
+
+_LAZY = {
+    "load_leaderboard": "results.leaderboard",
+    "format_leaderboard": "results.leaderboard",
+    "Experiment": "results.experiment",
+    "Member": "results.experiment",
+    "load_experiment": "results.experiment",
+    "METHODS": "results.ensemble",
+    "average_seeds": "results.ensemble",
+    "soft_vote": "results.ensemble",
+    "max_blend": "results.ensemble",
+    "hard_vote": "results.ensemble",
+    "greedy_selection": "results.ensemble",
+    "fit_logloss_weights": "results.ensemble",
+    "combine": "results.ensemble",
+    "score": "results.ensemble",
+    "RefitMember": "results.refit",
+    "refit_member": "results.refit",
+    "score_on_test": "results.refit",
+    "score_test": "results.refit",
+    "EnsembleDef": "results.pipeline",
+    "FinishSummary": "results.pipeline",
+    "build_ensembles": "results.pipeline",
+    "finish_sweep": "results.pipeline",
+    "write_report": "results.report",
+    "predict": "results.predict",
+    "load_ensemble": "results.predict",
+    "SavedEnsemble": "results.predict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'results' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,124 @@
+"""``seqsweep results ...`` (ensemble, report, leaderboard) and ``seqsweep predict``."""
+
+from __future__ import annotations
+
+import click
+
+from features.errors import SeqsweepError
+
+__all__ = ["results", "predict"]
+
+_DIR = click.Path(exists=True, file_okay=False)
+
+
+@click.group()
+def results() -> None:
+    """Leaderboards, ensembles and reports of a finished sweep.
+
+    DIR is a sweep's experiment folder, <storage>/<name> (e.g. runs/quick).
+    """
+
+
+@results.command()
+@click.argument("directory", metavar="DIR", type=_DIR)
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Ensemble the K best trials with status ok (default: the spec's ensemble.top_k, else 5).")
+@click.option("--methods", default=None, metavar="LIST",
+              help="Comma-separated among soft (mean probability), max (per-class maximum), vote (hard "
+                   "majority, ties by mean probability), weighted (greedy selection, Caruana 2004), "
+                   "weighted_logloss (weights fitted to out-of-fold log-loss). Default: the spec's.")
+@click.option("--fit-weights/--no-fit-weights", default=None,
+              help="Also build weighted_logloss (default: the spec's ensemble.fit_weights).")
+@click.option("--refit-seeds", type=click.IntRange(min=1), default=None,
+              help="Refit each member with this many seeds and average them (default: the spec's).")
+@click.option("--no-report", is_flag=True, help="Skip the report.")
+def ensemble(directory: str, top_k: int | None, methods: str | None, fit_weights: bool | None,
+             refit_seeds: int | None, no_report: bool) -> None:
+    """Rebuild the ensembles of the finished sweep in DIR.
+
+    Each method gets a cross-validated estimate from the trials' saved out-of-fold
+    probabilities; each member is then refit on the whole train split, and every member
+    and every ensemble is scored once on the held-out test split. Writes
+    DIR/ensembles.csv, the saved ensemble DIR/ensemble/ (for `seqsweep predict`) and the
+    report DIR/report/.
+    """
+    from results.pipeline import finish_sweep
+
+    try:
+        summary = finish_sweep(directory, top_k=top_k, methods=methods, fit_weights=fit_weights,
+                               refit_seeds=refit_seeds, report=not no_report, echo=click.echo)
+    except SeqsweepError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(summary))
+
+
+@results.command()
+@click.argument("directory", metavar="DIR", type=_DIR)
+def report(directory: str) -> None:
+    """Write the report of the sweep in DIR to DIR/report/: report.md and PNGs (test-split
+    confusion matrices of the best member and ensemble, learning curves, search history,
+    CV spread per top trial). The confusion matrices need `seqsweep results ensemble DIR`."""
+    from results.report import write_report
+
+    try:
+        path = write_report(directory)
+    except SeqsweepError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"report: {path}")
+
+
+@results.command()
+@click.argument("directory", metavar="DIR", type=_DIR)
+@click.option("--top", "top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Show the N best trials.")
+@click.option("--all", "show_all", is_flag=True, help="Show every trial.")
+def leaderboard(directory: str, top: int, show_all: bool) -> None:
+    """Print the leaderboard of the sweep in DIR (DIR/leaderboard.csv), best first."""
+    import json
+    import os
+
+    from results.leaderboard import format_leaderboard, load_leaderboard
+
+    try:
+        board = load_leaderboard(directory)
+    except SeqsweepError as exc:
+        raise click.ClickException(str(exc)) from exc
+    metric = "balanced_accuracy"
+    spec_path = os.path.join(directory, "sweep.json")
+    if os.path.exists(spec_path):
+        with open(spec_path) as fh:
+            metric = json.load(fh).get("metric", metric)
+    click.echo(format_leaderboard(board, top=None if show_all else top, metric=metric))
+
+
+@click.command()
+@click.argument("directory", metavar="DIR", type=_DIR)
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@click.option("--method", default="weighted", show_default=True,
+              help="Which saved ensemble predicts: soft, max, vote, weighted (or weighted_logloss if built).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the predictions as CSV here (default: print them).")
+def predict(directory: str, inputs: tuple[str, ...], method: str, out: str | None) -> None:
+    """Predict the class of new audio with the saved ensemble of the sweep in DIR.
+
+    INPUT is an audio file or a folder (searched recursively for audio files). The same
+    features the sweep used are extracted from each file; the output has one row per
+    file: path, predicted class, prob_<class> per class, and error (a file that fails is
+    reported there and the others are predicted). Run `seqsweep results ensemble DIR`
+    first if the sweep was run with --no-ensemble.
+    """
+    from results.predict import predict as run_predict
+
+    try:
+        frame = run_predict(directory, list(inputs), method=method, out=out)
+    except SeqsweepError as exc:
+        raise click.ClickException(str(exc)) from exc
+    failed = int((frame["error"] != "").sum())
+    if out is None:
+        click.echo(frame.to_csv(index=False), nl=False)
+    else:
+        click.echo(f"wrote {len(frame)} predictions to {out}")
+    if failed:
+        click.echo(f"{failed} of {len(frame)} files failed:", err=True)
+        for _, row in frame[frame["error"] != ""].iterrows():
+            click.echo(f"  {row['path']}: {row['error']}", err=True)

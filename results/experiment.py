@@ -1,0 +1,169 @@
+"""Reading a finished sweep's experiment folder: the spec as run, the leaderboard, and each
+trial's out-of-fold probabilities and learning curves.
+
+The folder ``<storage>/<name>/`` (see `search.sweep`) holds ``sweep.json``,
+``leaderboard.csv``, ``leaderboard_folds.csv`` and one ``trial_<id>/checkpoint_*/`` per
+trial that finished with status ``ok``, holding ``oof.npz`` and ``fits.json``. The results
+room reads local experiment folders.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.errors import StoreError
+from search.leaderboard import FOLDS, LEADERBOARD
+from search.sweep import SPEC_FILE
+from search.trial import FITS_FILE, OOF_FILE
+
+__all__ = ["Experiment", "Member", "load_experiment", "read_csv_ids"]
+
+
+def read_csv_ids(path: str) -> pd.DataFrame:
+    """A leaderboard CSV with ``trial_id`` kept as text (an all-digit or ``1e5``-like Ray
+    trial id would otherwise become a number)."""
+    frame = pd.read_csv(path, dtype={"trial_id": str})
+    if "error" in frame:
+        frame["error"] = frame["error"].fillna("").astype(str)
+    return frame
+
+
+@dataclass
+class Member:
+    """One trial that may join an ensemble: its identity, config and out-of-fold output.
+
+    Attributes
+    ----------
+    trial_id, model, rank, objective : from the leaderboard.
+    config : the flat model + training config the trial ran (``fits.json``), without
+        ``model``; ``trainables.split_flat_config({"model": model, **config})`` rebuilds it.
+    oof : float32 [shape=(n_seeds, N_train, C)] out-of-fold probabilities per CV seed.
+    y : int64 [shape=(N_train,)] true classes; ``clip_ids`` [shape=(N_train,)]; ``classes``.
+    fits : per (seed, fold) scalars; ``histories``: per fit, one dict per epoch.
+    """
+
+    trial_id: str
+    model: str
+    rank: int
+    objective: float
+    config: dict[str, Any]
+    oof: np.ndarray
+    y: np.ndarray
+    clip_ids: np.ndarray
+    classes: list[str]
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    histories: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def flat_config(self) -> dict[str, Any]:
+        """``{"model": ..., **config}`` for `trainables.split_flat_config`."""
+        return {"model": self.model, **self.config}
+
+
+@dataclass
+class Experiment:
+    """A sweep's experiment folder, read: ``spec`` (``sweep.json``) and ``board``
+    (``leaderboard.csv``, ranked, ``trial_id`` as text)."""
+
+    path: str
+    spec: dict[str, Any]
+    board: pd.DataFrame
+
+    @property
+    def metric(self) -> str:
+        return str(self.spec.get("metric", "balanced_accuracy"))
+
+    @property
+    def ensemble_spec(self) -> dict[str, Any]:
+        return dict(self.spec.get("ensemble") or {})
+
+    def folds(self) -> pd.DataFrame:
+        """``leaderboard_folds.csv`` (one row per trial, seed and fold; empty if absent)."""
+        path = os.path.join(self.path, FOLDS)
+        if not os.path.exists(path):
+            return pd.DataFrame(columns=["trial_id", "model", "seed", "fold", self.metric])
+        return read_csv_ids(path)
+
+    def ok_trials(self) -> pd.DataFrame:
+        """Rows with status ``ok``, best first."""
+        board = self.board[self.board["status"] == "ok"]
+        return board.sort_values("rank", kind="stable").reset_index(drop=True)
+
+    def trial_dir(self, trial_id: str) -> str:
+        return os.path.join(self.path, f"trial_{trial_id}")
+
+    def checkpoint(self, trial_id: str) -> str:
+        """The trial's last checkpoint folder holding ``oof.npz``; `StoreError` if none."""
+        found = sorted(glob.glob(os.path.join(self.trial_dir(trial_id), "checkpoint_*", OOF_FILE)))
+        if not found:
+            raise StoreError(os.path.join(self.trial_dir(trial_id), "checkpoint_*", OOF_FILE),
+                             "a trial with status ok must have saved its out-of-fold probabilities",
+                             "no such file")
+        return os.path.dirname(found[-1])
+
+    def member(self, row: dict[str, Any] | pd.Series) -> Member:
+        """Read one ok trial's ``oof.npz`` and ``fits.json``."""
+        trial_id = str(row["trial_id"])
+        ckpt = self.checkpoint(trial_id)
+        with np.load(os.path.join(ckpt, OOF_FILE), allow_pickle=False) as data:
+            oof, y = data["proba"], data["y"].astype(np.int64)
+            clip_ids, classes = data["clip_ids"].astype(str), [str(c) for c in data["classes"]]
+        fits_path = os.path.join(ckpt, FITS_FILE)
+        try:
+            with open(fits_path) as fh:
+                fits = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(fits_path, "must be the trial's readable fits.json", str(exc)) from None
+        config = {k: v for k, v in fits.get("config", {}).items() if k != "model"}
+        return Member(trial_id=trial_id, model=str(fits.get("model", row["model"])), rank=int(row["rank"]),
+                      objective=float(row["objective"]), config=config, oof=oof, y=y, clip_ids=clip_ids,
+                      classes=classes, fits=fits.get("fits", []), histories=fits.get("histories", []))
+
+    def top_members(self, top_k: int, *, echo=None) -> list[Member]:
+        """The ``top_k`` best ok trials (fewer if the sweep has fewer; ``echo`` says so).
+
+        Raises `StoreError` when no trial finished ok, or the members' out-of-fold rows
+        disagree (different clips or classes: not the same sweep's data).
+        """
+        ok = self.ok_trials()
+        if ok.empty:
+            raise StoreError(os.path.join(self.path, LEADERBOARD), "ensembles need at least one trial with "
+                             "status ok", f"{len(self.board)} trials, none ok")
+        if len(ok) < top_k and echo is not None:
+            echo(f"top_k is {top_k} but only {len(ok)} trials finished ok: using those {len(ok)}")
+        members = [self.member(row) for _, row in ok.head(top_k).iterrows()]
+        first = members[0]
+        for other in members[1:]:
+            if list(other.clip_ids) != list(first.clip_ids) or other.classes != first.classes:
+                raise StoreError(self.checkpoint(other.trial_id), f"out-of-fold rows must cover the same "
+                                 f"clips and classes as trial {first.trial_id}'s", "a different train split")
+        return members
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Read ``sweep.json`` and ``leaderboard.csv`` of the experiment folder ``path``.
+
+    Raises `StoreError` naming the folder or file when it is missing or unreadable.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isdir(path):
+        raise StoreError(path, "must be a sweep's experiment folder (<storage>/<name>)", "no such folder")
+    spec_path = os.path.join(path, SPEC_FILE)
+    board_path = os.path.join(path, LEADERBOARD)
+    for needed in (spec_path, board_path):
+        if not os.path.exists(needed):
+            raise StoreError(needed, "a sweep's experiment folder must hold this file",
+                             "missing (is this <storage>/<name> of a sweep that ran?)")
+    try:
+        with open(spec_path) as fh:
+            spec = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(spec_path, "must be the sweep's readable JSON spec", str(exc)) from None
+    return Experiment(path, spec, read_csv_ids(board_path))

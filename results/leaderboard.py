@@ -1,0 +1,96 @@
+"""Reading and printing a sweep's leaderboard (``seqsweep results leaderboard DIR``).
+
+The sweep writes ``leaderboard.csv`` itself, live and atomically
+(`search.leaderboard.LiveLeaderboard`); this module only reads it and lays it out for a
+terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+
+from features.errors import StoreError
+from results.experiment import read_csv_ids
+from search.leaderboard import LEADERBOARD, rank_rows
+from search.trial import REPORTED_METRICS
+
+__all__ = ["load_leaderboard", "format_leaderboard"]
+
+_IDENTITY = ["rank", "trial_id", "status", "model", "objective"]
+_TAIL = ["n_params", "train_seconds", "fits_done"]
+_NOT_PARAMS = set(_IDENTITY) | set(_TAIL) | {"seeds", "folds", "error"} | {
+    f"{m}_{s}" for m in REPORTED_METRICS for s in ("mean", "std", "min")}
+_WIDTH = 80
+
+
+def load_leaderboard(experiment_dir: str | os.PathLike) -> pd.DataFrame:
+    """``leaderboard.csv`` of an experiment folder, ranked best first, ``trial_id`` as text.
+
+    Raises `StoreError` when the folder holds no leaderboard. A board without ``rank``
+    (written by hand) is ranked by `search.leaderboard.rank_rows`.
+    """
+    path = os.path.join(os.fspath(experiment_dir), LEADERBOARD)
+    if not os.path.exists(path):
+        raise StoreError(path, "a sweep's experiment folder must hold its leaderboard",
+                         "missing (is this <storage>/<name>?)")
+    board = read_csv_ids(path)
+    if "rank" not in board:
+        board = rank_rows(board.to_dict("records"))
+    return board.sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{int(value)}" if value.is_integer() else f"{value:.3g}"
+    return str(value)
+
+
+def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str = "balanced_accuracy") -> str:
+    """A plain-text table of the ``top`` best trials (all with ``top=None``).
+
+    Columns: rank, trial, status, model, objective, ``metric`` mean ± std and min, the
+    other metrics' means, parameters, train seconds per fit, the hyperparameters that
+    differ between the trials of the same model family (``key=value``), and the error of
+    failed trials.
+    """
+    if board.empty:
+        return "no trials yet"
+    shown = board if top is None else board.head(top)
+    candidates = [c for c in board.columns if c not in _NOT_PARAMS]
+    varying = {}  # per model family: the hyperparameters its trials do not all share
+    for family, rows in board.groupby("model", dropna=False, sort=False):
+        varying[family] = [c for c in candidates
+                           if rows[c].notna().any() and rows[c].astype(str).nunique(dropna=False) > 1]
+    out = pd.DataFrame({
+        "rank": shown["rank"], "trial": shown["trial_id"], "status": shown["status"], "model": shown["model"],
+        "objective": shown["objective"].map(lambda v: f"{v:.3f}" if pd.notna(v) else ""),
+    })
+    if f"{metric}_mean" in shown:
+        out[metric] = [f"{m:.3f} ± {s:.3f}" if pd.notna(m) else "" for m, s in
+                       zip(shown[f"{metric}_mean"], shown[f"{metric}_std"])]
+        out["min"] = shown[f"{metric}_min"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
+    for other in REPORTED_METRICS:
+        if other != metric and f"{other}_mean" in shown:
+            out[other] = shown[f"{other}_mean"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
+    if "n_params" in shown:
+        out["params"] = shown["n_params"].map(lambda v: _short(float(v)) if pd.notna(v) else "")
+    if "train_seconds" in shown:
+        out["s/fit"] = shown["train_seconds"].map(lambda v: f"{v:.1f}" if pd.notna(v) else "")
+    config = []
+    for _, row in shown.iterrows():
+        text = " ".join(f"{c}={_short(row[c])}" for c in varying.get(row["model"], [])
+                        if _short(row[c]) not in ("", "nan"))
+        config.append(text if len(text) <= _WIDTH else text[:_WIDTH - 3] + "...")
+    out["config"] = config
+    if "error" in shown and (shown["error"].astype(str).str.len() > 0).any():
+        out["error"] = shown["error"].astype(str).map(lambda e: e if len(e) <= _WIDTH else e[:_WIDTH - 3] + "...")
+    counts = board["status"].value_counts().to_dict()
+    head = f"{len(board)} trials (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")"
+    if top is not None and len(board) > top:
+        head += f"; the best {top} shown"
+    return head + "\n" + out.to_string(index=False)

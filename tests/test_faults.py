@@ -1,0 +1,147 @@
+"""Faults on a real multi-node Ray cluster started on this machine (`ray.cluster_utils.Cluster`):
+a node lost in the middle of a sweep or of an extraction, and a driver killed mid-sweep.
+
+Each node is a real raylet with its own worker processes; `remove_node(...,
+allow_graceful=False)` kills it the way a lost machine disappears.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a worker node, one CPU each, in place of the session's single-node Ray
+    (which is started again afterwards, for the tests that follow)."""
+    import ray
+    from conftest import RAY_TEST_INIT  # tests/ is on sys.path under pytest
+    from ray.cluster_utils import Cluster
+
+    had_session_ray = ray.is_initialized()
+    ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    ray.init(address=c.address, log_to_driver=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+    if had_session_ray:
+        ray.init(**RAY_TEST_INIT)
+
+
+def _add_worker(cluster):
+    node = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    return node
+
+
+def _spec(store: Path, storage: Path, name: str, samples: int, epochs: int) -> dict:
+    return {"name": name, "store": str(store), "dataset": "synth", "feature_set": "mfcc27",
+            "cv": {"folds": 2, "seeds": 1}, "search": {"num_samples": samples, "seed": 0, "max_concurrent": 2},
+            "models": {"lstm": {"units": [8], "num_layers": 1, "lr": {"low": 3e-3, "high": 1e-2, "log": True},
+                                "epochs": epochs, "batch_size": 16}},
+            "storage": str(storage)}
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _oks(board: Path) -> int:
+    return int((pd.read_csv(board)["status"] == "ok").sum()) if board.exists() else 0
+
+
+def test_a_sweep_finishes_complete_when_a_node_dies(cluster, synth_store, tmp_path):
+    import ray
+
+    from search.spec import SweepSpec
+    from search.sweep import run_sweep
+
+    worker = _add_worker(cluster)
+    worker_id = worker.node_id
+    spec = SweepSpec.from_dict(_spec(synth_store, tmp_path / "runs", "node-lost", samples=6, epochs=25))
+    board = Path(spec.experiment_path) / "leaderboard.csv"
+    killed: dict[str, object] = {}
+
+    def kill_the_worker_mid_sweep():
+        # wait until a trial runs on the worker node, then pull the plug
+        def busy_on_worker() -> bool:
+            return any(n["NodeID"] == worker_id and n["Alive"] for n in ray.nodes()) and _oks(board) >= 1
+        _wait_for(busy_on_worker, 120, "a finished trial")
+        cluster.remove_node(worker, allow_graceful=False)
+        killed["at"] = time.time()
+
+    killer = threading.Thread(target=kill_the_worker_mid_sweep, daemon=True)
+    killer.start()
+    outcome = run_sweep(spec, verbose=0, echo=lambda *_: None)
+    killer.join(5)
+    assert "at" in killed, "the worker node was never killed"
+    frame = pd.read_csv(board)
+    assert len(frame) == 6 and (frame["status"] == "ok").all(), frame[["trial_id", "status", "error"]]
+    assert outcome.ok == 6
+    folds = pd.read_csv(board.with_name("leaderboard_folds.csv"))
+    assert len(folds) == 6 * 2  # the leaderboard is complete: every fit of every trial
+
+
+def test_the_driver_is_killed_and_the_sweep_resumed(cluster, synth_store, tmp_path):
+    from search.spec import load_spec
+    from search.sweep import run_sweep
+
+    _add_worker(cluster)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(_spec(synth_store, tmp_path / "runs", "driver-lost", samples=8, epochs=40)))
+    board = tmp_path / "runs" / "driver-lost" / "leaderboard.csv"
+    env = {**os.environ, "RAY_ADDRESS": cluster.address}
+    driver = subprocess.Popen([sys.executable, "-m", "search", "sweep", "run", str(path), "--no-ensemble"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _oks(board) >= 2 or driver.poll() is not None, 180, "two finished trials")
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert _oks(board) < 8
+    run_sweep(load_spec(path), resume=True, verbose=0, echo=lambda *_: None)
+    frame = pd.read_csv(board)
+    assert len(frame) == 8 and frame["trial_id"].is_unique and (frame["status"] == "ok").all()
+
+
+def test_extraction_redoes_the_files_of_a_lost_node(cluster, synth_dir, tmp_path):
+    from features import FeatureSpec, FeatureStore, extract_audio
+
+    worker = _add_worker(cluster)
+    src = tmp_path / "audio"
+    shutil.copytree(synth_dir, src)
+    n_files = len(list(src.rglob("*.wav")))
+    timer = threading.Timer(3.0, cluster.remove_node, args=(worker,), kwargs={"allow_graceful": False})
+    timer.start()
+    summary = extract_audio(src, store=tmp_path / "store", dataset="synth", spec=FeatureSpec.create("mfcc27"),
+                            progress=False, chunk_size=1)
+    timer.join()
+    assert summary.failed == 0, summary
+    assert summary.added == n_files and summary.clips_total == n_files
+    seqs = FeatureStore(tmp_path / "store").load("synth", "mfcc27")
+    assert len(seqs) == n_files and len(set(seqs.clip_ids)) == n_files
+    manifest = json.loads((tmp_path / "store" / "synth" / "mfcc27" / "_manifest.json").read_text())
+    assert manifest["n_clips"] == n_files
