@@ -46,7 +46,7 @@ def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
     }
 
 
-def run_demo(out: Path, *, classes: int = 5, clips: int = 16, seconds: float = 3.0, trials: int = 20,
+def run_demo(out: Path, *, classes: int = 5, clips: int = 30, seconds: float = 3.0, trials: int = 24,
              echo=click.echo) -> dict[str, str]:
     """Run the demo into ``out``; return the paths of what it wrote."""
     from features import FeatureSpec, extract_audio
@@ -104,7 +104,7 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 16, seconds: float = 3
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
               help="Folder the demo writes everything into (must not hold an earlier demo).")
-@click.option("--trials", type=click.IntRange(min=2), default=20, show_default=True,
+@click.option("--trials", type=click.IntRange(min=2), default=24, show_default=True,
               help="Trials in the sweep.")
 def demo(out: Path, trials: int) -> None:
     """Run seqsweep end to end on synthetic audio on a local Ray instance: audio -> feature

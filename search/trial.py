@@ -68,7 +68,12 @@ def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[
 
 def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
     """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
+    import logging
+
     from ray import tune
+
+    # one "Checkpoint successfully created" line per trial drowns the progress table
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
     from search.space import flat_config
     from trainables import fit, split_flat_config
