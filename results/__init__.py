@@ -15,8 +15,7 @@ Submodules load torch, scikit-learn and matplotlib only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from features.lazy import lazy_exports
 
 __all__ = [
     # leaderboard
@@ -83,14 +82,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'results' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("results", _LAZY, globals())

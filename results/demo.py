@@ -65,9 +65,7 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 30, seconds: float = 3
 
     echo(f"[1/4] synthetic audio: {classes} genres x {clips} clips x {seconds:g} s -> {out / 'audio'}")
     write_dataset(out / "audio", classes=classes, clips=clips, seconds=seconds, seed=0)
-    url = ensure_ray()
-    if url:
-        echo(f"      Ray dashboard (while the demo runs): {url}")
+    ensure_ray()  # started once here; the sweep prints the dashboard's address
 
     echo(f"[2/4] features: mfcc27 (13 MFCC + 12 chroma + centroid + rolloff) as Ray tasks -> {out / 'store'}")
     summary = extract_audio(out / "audio", store=out / "store", dataset="synth", spec=FeatureSpec.create("mfcc27"))

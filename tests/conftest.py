@@ -41,6 +41,18 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's in-process fits: tiny models gain nothing from two,
+    and on a shared 2-core machine a second spinning thread can slow a fit down tenfold."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """4 classes x 12 clips x 2 s of synthetic genre-like audio, GTZAN layout."""

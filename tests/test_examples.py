@@ -55,3 +55,20 @@ def test_japanese_vowels_example_on_aeons_copy(ray_session, tmp_path, monkeypatc
     _cli("sweep", "run", ROOT / "examples" / "japanese_vowels.yaml", "--num-samples", "2", "--no-ensemble")
     board = pd.read_csv(tmp_path / "runs" / "japanese_vowels" / "leaderboard.csv")
     assert len(board) == 2 and (board["status"] == "ok").all()
+
+
+@pytest.mark.slow
+def test_gtzan_lstm_example_on_a_synthetic_gtzan_folder(ray_session, tmp_path, monkeypatch):
+    """The seeds' own setup on a small folder of the GTZAN layout: 6 s clips cut into 3 s
+    segments, the spec as it is but for the number of trials."""
+    monkeypatch.chdir(tmp_path)
+    _cli("features", "synth", "genres", "--classes", "3", "--clips", "8", "--seconds", "6")
+    _cli("features", "extract", "genres", "--store", "store", "--dataset", "gtzan", "--segment-seconds", "3")
+    out = _cli("sweep", "run", ROOT / "examples" / "gtzan_lstm.yaml", "--num-samples", "2")
+    assert "sweep finished" in out
+    exp = tmp_path / "runs" / "gtzan_lstm"
+    board = pd.read_csv(exp / "leaderboard.csv")
+    assert len(board) == 2 and set(board["status"]) <= {"ok", "stopped"}
+    assert (board["seeds"] == 3).all() and (board["folds"] == 5).all()
+    ensembles = pd.read_csv(exp / "ensembles.csv")
+    assert set(ensembles.loc[ensembles["kind"] == "ensemble", "method"]) == {"soft", "max", "vote", "weighted"}

@@ -54,14 +54,7 @@ def _toy_tokens(seed: int, n_per_class: int) -> SequenceSet:
     return _set(xs, ys, f"tok{seed}-")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread in this module: tiny models gain nothing from two, and on a shared
-    2-core machine a second spinning thread can slow a fit down tenfold."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

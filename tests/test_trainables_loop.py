@@ -43,14 +43,7 @@ def _set(seed: int, n_per_class: int = 6, *, n_classes: int = 3, dim: int = 4, l
     return SequenceSet(xs, np.array(ys), [f"c{c}" for c in range(n_classes)], ids, ids)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread in this module: tiny models gain nothing from two, and on a shared
-    2-core machine a second spinning thread can slow a fit down tenfold."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
