@@ -33,17 +33,17 @@ def spec_for(name: str, store: Path, runs: Path, trials: int, folds: int, seeds:
         "cv": {"folds": folds, "seeds": seeds},
         "search": {"num_samples": trials, "sampler": "tpe", "seed": 0},
         "models": {
-            "cnn1d": {"num_blocks": [2, 3], "filters": [64, 128], "kernel_size": [3, 5, 7], "pool_size": 1,
+            "cnn1d": {"num_blocks": [2, 3], "filters": [64, 128], "kernel_size": [5, 7, 8], "pool_size": 1,
                       "dropout": [0.0, 0.1], "lr": {"low": 1e-3, "high": 1e-2, "log": True},
-                      "epochs": {"low": 40, "high": 80}, "batch_size": [16, 32]},
+                      "epochs": {"low": 60, "high": 120}, "batch_size": [16, 32]},
             "lstm": {"num_layers": [1, 2], "units": [32, 64], "bidirectional": True, "pooling": ["last", "mean"],
-                     "lr": {"low": 2e-3, "high": 1e-2, "log": True}, "epochs": {"low": 40, "high": 80},
+                     "lr": {"low": 2e-3, "high": 1e-2, "log": True}, "epochs": {"low": 60, "high": 120},
                      "batch_size": [16, 32]},
             "knn": {"n_neighbors": [1, 3], "weights": ["uniform", "distance"]},
         },
         "resources": {"cpus": 1},
         "storage": str(runs),
-        "ensemble": {"top_k": 5, "methods": ["soft", "max", "vote", "weighted"], "refit_seeds": 3},
+        "ensemble": {"top_k": 5, "methods": ["soft", "max", "vote", "weighted"], "refit_seeds": 5},
     }
 
 
@@ -85,7 +85,7 @@ def run(name: str, work: Path, trials: int, folds: int, seeds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="JapaneseVowels,BasicMotions")
-    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)

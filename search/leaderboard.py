@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import uuid
 from typing import Any
 
 import pandas as pd
 from ray.tune import Callback
 
+from search.io import read_bytes, write_bytes_atomic
 from search.trial import REPORTED_METRICS
 
 __all__ = ["LiveLeaderboard", "LEADERBOARD", "FOLDS", "rank_rows", "write_csv_atomic", "read_leaderboard"]
@@ -38,34 +37,13 @@ _FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", *REPORTED_METRICS, "second
 
 def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
     """Write ``frame`` as CSV to a temporary name beside ``path``, then rename it into place."""
-    data = frame.to_csv(index=False).encode()
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs, fpath = pafs.FileSystem.from_uri(path)
-        tmp = f"{fpath}.tmp-{uuid.uuid4().hex[:8]}"
-        with fs.open_output_stream(tmp) as out:
-            out.write(data)
-        fs.move(tmp, fpath)
-        return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(frame.to_csv(index=False).encode(), path)
 
 
 def _read_csv(path: str) -> pd.DataFrame | None:
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs, fpath = pafs.FileSystem.from_uri(path)
-        if fs.get_file_info(fpath).type == pafs.FileType.NotFound:
-            return None
-        with fs.open_input_stream(fpath) as fh:
-            return pd.read_csv(io.BytesIO(fh.read()), dtype={"trial_id": str})
+    data = read_bytes(path)
     # trial ids are hex strings: one made of digits only ("14986905") must stay a string
-    return pd.read_csv(path, dtype={"trial_id": str}) if os.path.exists(path) else None
+    return None if data is None else pd.read_csv(io.BytesIO(data), dtype={"trial_id": str})
 
 
 def read_leaderboard(experiment_dir: str) -> pd.DataFrame:

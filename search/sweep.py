@@ -21,6 +21,7 @@ from features.errors import ConfigError
 from features.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from features.store import FeatureStore
 from search.cv import make_plan
+from search.io import write_bytes_atomic
 from search.leaderboard import LEADERBOARD, LiveLeaderboard, read_leaderboard
 from search.space import TRIAL_METRIC, expand_grid, make_searcher
 from search.spec import SweepSpec
@@ -69,19 +70,7 @@ def _write_spec(spec: SweepSpec) -> None:
             "objective": spec.objective, "std_weight": spec.std_weight, "cv": asdict(spec.cv),
             "search": asdict(spec.search), "resources": asdict(spec.resources), "train": spec.train,
             "ensemble": asdict(spec.ensemble), "models": [m.name for m in spec.models], "source": spec.source}
-    path = f"{spec.experiment_path}/{SPEC_FILE}"
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs, fpath = pafs.FileSystem.from_uri(path)
-        with fs.open_output_stream(fpath) as out:
-            out.write(json.dumps(data, indent=2).encode())
-        return
-    os.makedirs(spec.experiment_path, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    write_bytes_atomic(json.dumps(data, indent=2).encode(), f"{spec.experiment_path}/{SPEC_FILE}")
 
 
 def _scheduler(spec: SweepSpec):

@@ -145,3 +145,22 @@ def test_extraction_redoes_the_files_of_a_lost_node(cluster, synth_dir, tmp_path
     assert len(seqs) == n_files and len(set(seqs.clip_ids)) == n_files
     manifest = json.loads((tmp_path / "store" / "synth" / "mfcc27" / "_manifest.json").read_text())
     assert manifest["n_clips"] == n_files
+
+
+def test_fractional_gpus_pack_four_trials_on_one_gpu(cluster, synth_store, tmp_path):
+    """`resources: {gpus: 0.25}` puts four trials on one GPU: Ray schedules by the declared
+    GPU (a node that says it has one; torch here still trains on the CPU)."""
+    from search.spec import SweepSpec
+    from search.sweep import run_sweep, trial_capacity
+
+    cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+    assert trial_capacity(0.25, 0.25)[0] == 4  # the one GPU, not the CPUs, is the limit
+    data = _spec(synth_store, tmp_path / "runs", "packed", samples=4, epochs=2)
+    data["search"].pop("max_concurrent")
+    data["models"] = {"knn": {"n_neighbors": [1, 3, 5, 7]}}
+    data["resources"] = {"cpus": 0.25, "gpus": 0.25}
+    said: list[str] = []
+    outcome = run_sweep(SweepSpec.from_dict(data), verbose=0, echo=said.append)
+    assert any("4 at once (the cluster fits 4 of 0.25 CPU + 0.25 GPU each)" in s for s in said), said
+    assert outcome.ok == 4

@@ -269,3 +269,14 @@ def test_missing_source_and_missing_columns(tmp_path):
     (tmp_path / "m.csv").write_text("file,genre\na.wav,rock\n")
     with pytest.raises(InputError, match=r"column 'path'.*columns \['file', 'genre'\]"):
         _extract(tmp_path / "m.csv", tmp_path / "store")
+
+
+def test_a_store_at_a_uri(synth_dir, tmp_path):
+    """Any root pyarrow.fs opens works (s3://, gs://, ...); file:// exercises the same path."""
+    src = _copy(synth_dir, tmp_path / "audio", classes=2)
+    uri = f"file://{tmp_path}/uri-store"
+    summary = _extract(src, uri)
+    assert summary.added == 24 and (tmp_path / "uri-store" / "d" / "mfcc27" / "_manifest.json").is_file()
+    store = FeatureStore(uri)
+    assert store.datasets() == ["d"] and len(store.load("d", "mfcc27", split="train")) > 0
+    assert _extract(src, uri).added == 0  # incremental through the URI too

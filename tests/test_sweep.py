@@ -263,3 +263,13 @@ def test_resume_after_the_driver_is_killed(ray_session, synth_store, tmp_path):
     searcher.restore_from_dir(str(exp))
     assert isinstance(searcher._sampler, optuna.samplers.TPESampler)
     assert len(searcher._ot_study.trials) >= num_samples  # the study went on, with every trial told
+
+
+def test_storage_at_a_uri(ray_session, synth_store, tmp_path):
+    """Ray Tune's storage and the live leaderboard accept a URI (file:// here, s3:// on a cluster)."""
+    spec = spec_with(store=f"file://{synth_store}", storage=f"file://{tmp_path}/runs", search__num_samples=2,
+                     models={"knn": {"n_neighbors": [1, 3]}})
+    outcome = _run(spec)
+    assert outcome.ok == 2
+    board = pd.read_csv(tmp_path / "runs" / "t" / "leaderboard.csv")
+    assert len(board) == 2 and (board["status"] == "ok").all()
