@@ -209,7 +209,7 @@ def _save(exp: Experiment, folder: str, refits: list, defs: Sequence[EnsembleDef
     os.replace(f"{path}.tmp", path)
     wanted = {f for e in entries for f in e["files"]}
     for name in os.listdir(folder):
-        if name.endswith((".pt", ".pkl")) and name not in wanted:
+        if name.endswith((".pt", ".npz")) and name != TEST_PREDICTIONS and name not in wanted:
             os.remove(os.path.join(folder, name))
 
 

@@ -9,8 +9,9 @@ segments per file, each predicted and their probabilities averaged per file.
 A file that cannot be read or decoded (or is silent, or too short) gets a row with its
 ``error`` and no prediction; the other files are predicted.
 
-The saved members are loaded from the experiment folder, which predict trusts as its own
-output (a scikit-learn member is a pickle; see `results.refit`).
+The saved members are loaded from the experiment folder without unpickling anything: torch
+state_dicts with ``weights_only=True`` and the scikit-learn baselines rebuilt from plain
+arrays (see `results.refit`).
 """
 
 from __future__ import annotations

@@ -10,18 +10,18 @@ probabilities are the mean over those seeds. When its trial used early stopping,
 Every test metric is computed by `score_test`, and `score_on_test` is the one place where
 the test split meets a model: each member and each ensemble is scored there exactly once.
 
-Saved files (``<experiment>/ensemble/``): ``<trial_id>_seed<s>.pt`` (a torch
-``state_dict``, read back with ``torch.load(weights_only=True)``) or
-``<trial_id>_seed<s>.pkl`` (the fitted `trainables.classic.PooledClassifier`, pickled).
-Loading a ``.pkl`` unpickles it: `load_refits` only reads files this module wrote into the
-experiment folder, and `results.predict` trusts that folder as its own output; never point
-it at an experiment folder from someone you do not trust.
+Saved files (``<experiment>/ensemble/``), none of them a pickle, so a saved ensemble from
+elsewhere runs no code when loaded: ``<trial_id>_seed<s>.pt`` (a torch ``state_dict``, read
+back with ``torch.load(weights_only=True)``) or ``<trial_id>_seed<s>.npz`` for the
+scikit-learn baselines (their pooled training features and labels, plain arrays read with
+``allow_pickle=False``; the estimator is refit from them with the same seed on load, which
+for kNN is storing them and for the random forest rebuilds the same trees).
 """
 
 from __future__ import annotations
 
+import io
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -107,14 +107,16 @@ def save_refits(refits: Sequence[RefitMember], folder: str) -> list[dict[str, An
     for r in refits:
         files = []
         for seed, w in zip(r.seeds, r.weights):
-            name = f"{r.trial_id}_seed{seed}." + ("pt" if _is_torch(w) else "pkl")
+            name = f"{r.trial_id}_seed{seed}." + ("pt" if _is_torch(w) else "npz")
             path = os.path.join(folder, name)
             tmp = f"{path}.tmp"
             if _is_torch(w):
                 torch.save(dict(w), tmp)
             else:
+                buffer = io.BytesIO()
+                np.savez(buffer, features=w.features_, targets=w.targets_, n_classes=w.n_classes)
                 with open(tmp, "wb") as fh:
-                    pickle.dump(w, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    fh.write(buffer.getvalue())
             os.replace(tmp, path)
             files.append(name)
         entries.append({"trial_id": r.trial_id, "model": r.model, "config": r.config, "seeds": r.seeds,
@@ -137,12 +139,27 @@ def load_refits(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[Refit
                                  "(re-run `seqsweep results ensemble DIR`)", "missing")
             if name.endswith(".pt"):
                 weights.append(torch.load(path, map_location="cpu", weights_only=True))
+            elif name.endswith(".npz"):
+                weights.append(_refit_classic(e, path, seed=int(e["seeds"][len(weights)])))
             else:
-                with open(path, "rb") as fh:
-                    weights.append(pickle.load(fh))  # noqa: S301 (our own artifact, see the module doc)
+                raise StoreError(path, "a saved member must be a .pt state_dict or a .npz of arrays",
+                                 os.path.splitext(name)[1])
         out.append(RefitMember(str(e["trial_id"]), e["model"], dict(e["config"]), list(e["seeds"]), weights,
                                epochs=e.get("epochs")))
     return out
+
+
+def _refit_classic(entry: Mapping[str, Any], path: str, *, seed: int) -> Any:
+    """A scikit-learn member rebuilt from its saved pooled features (no pickle involved)."""
+    from trainables import build_model, split_flat_config
+
+    name, model_config, train_config = split_flat_config({"model": entry["model"], **entry["config"]})
+    with np.load(path, allow_pickle=False) as saved:
+        features, targets, n_classes = saved["features"], saved["targets"], int(saved["n_classes"])
+    model = build_model(name, model_config, input_dim=features.shape[1] // 2, n_classes=n_classes, seed=seed,
+                        n_jobs=train_config.num_threads, class_weighted=train_config.class_weighted,
+                        standardize=train_config.standardize)
+    return model.fit_features(features, targets)
 
 
 def load_split(spec: Mapping[str, Any], split: str) -> SequenceSet:

@@ -128,6 +128,8 @@ def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finish
     assert all((folder / f).stat().st_size > 0 for m in info["members"] for f in m["files"])
     assert {m["model"] for m in info["members"]} == {"knn", "lstm"}
     assert set(info["methods"]) == set(METHODS)
+    files = [f for m in info["members"] for f in m["files"]]
+    assert {Path(f).suffix for f in files} == {".pt", ".npz"}  # no pickle: loading runs no code
 
     saved = load_ensemble(experiment)  # the weights read back from disk
     test = load_split(info, "test")

@@ -53,11 +53,17 @@ class PooledClassifier:
         self.n_params = 0
 
     def fit(self, data: SequenceSet) -> PooledClassifier:
-        features = pooled_features(data)
+        return self.fit_features(pooled_features(data), data.y)
+
+    def fit_features(self, features: np.ndarray, y: np.ndarray) -> PooledClassifier:
+        """Fit on pooled features [shape=(N, 2 * D)] and labels [shape=(N,)]. They are kept
+        (``features_``, ``targets_``): a saved member stores these plain arrays and is refit
+        from them when loaded, so no pickle is ever needed."""
         last = self.estimator[-1]
         if isinstance(last, KNeighborsClassifier):
-            last.set_params(n_neighbors=min(last.n_neighbors, len(data)))
-        self.estimator.fit(features, data.y)
+            last.set_params(n_neighbors=min(last.n_neighbors, len(features)))
+        self.estimator.fit(features, y)
+        self.features_, self.targets_ = np.asarray(features), np.asarray(y)
         if isinstance(last, KNeighborsClassifier):
             self.n_params = int(features.size)
         else:
