@@ -1,13 +1,13 @@
 """Audio and sequence sources -> feature extraction -> the Parquet feature store -> loaders.
 
-The first room of seqsweep: it imports none of the others.
+The first room of seqsweep: it imports none of the others. The store, the runner and
+their pyarrow / pandas / scikit-learn load on first use, so an extraction worker that only
+needs `features.worker` starts light.
 """
 
 from features.errors import ConfigError, InputError, SeqsweepError, StoreError, TrainingError
-from features.extract import FEATURE_KINDS, FeatureSpec, compute_features
-from features.runner import ExtractionSummary, extract_audio, extract_clip, import_files
+from features.lazy import lazy_exports
 from features.sequences import SequenceSet, pad_sequences
-from features.store import FeatureStore
 
 __all__ = [
     "FEATURE_KINDS",
@@ -26,3 +26,16 @@ __all__ = [
     "import_files",
     "pad_sequences",
 ]
+
+_LAZY = {
+    "FEATURE_KINDS": "features.extract",
+    "FeatureSpec": "features.extract",
+    "compute_features": "features.extract",
+    "ExtractionSummary": "features.runner",
+    "extract_audio": "features.runner",
+    "import_files": "features.runner",
+    "extract_clip": "features.worker",
+    "FeatureStore": "features.store",
+}
+
+__getattr__, __dir__ = lazy_exports("features", _LAZY, globals())

@@ -25,7 +25,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 
 from features.errors import StoreError
 from features.importers import ItemError
+from features.rows import SourceRows
 from features.sequences import SequenceSet
 
 __all__ = ["FeatureStore", "FeatureSetWriter", "SourceRows", "row_schema", "MANIFEST", "ERRORS", "SPLITS"]
@@ -65,32 +65,6 @@ def row_schema(dim: int) -> pa.Schema:
         ("source", pa.string()), ("source_size", pa.int64()),
         ("source_mtime_ns", pa.int64()), ("source_hash", pa.string()),
     ])
-
-
-@dataclass(frozen=True)
-class SourceRows:
-    """Every row one source file produced (its clips or segments), and its fingerprint.
-
-    The lists run in parallel, one entry per row; ``frames[i]`` is float32 ``(T_i, D)``.
-    """
-
-    source: str
-    size: int
-    mtime_ns: int
-    sha256: str
-    clip_ids: list[str]
-    groups: list[str]
-    labels: list[str]
-    splits: list[str]
-    frames: list[np.ndarray]
-
-    @classmethod
-    def segments(cls, *, source: str, label: str, group: str, split: str, frames: list[np.ndarray],
-                 size: int, mtime_ns: int, sha256: str) -> SourceRows:
-        """Rows for one audio clip: ``source`` itself, or ``source#k`` for segment k."""
-        ids = [source] if len(frames) == 1 else [f"{source}#{k}" for k in range(len(frames))]
-        n = len(frames)
-        return cls(source, size, mtime_ns, sha256, ids, [group] * n, [label] * n, [split] * n, frames)
 
 
 def _open(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
@@ -136,8 +110,11 @@ class FeatureStore:
         self.fs.move(tmp, path)
 
     def write_table_atomic(self, path: str, table: pa.Table) -> None:
+        # float features barely compress (zstd saved 11% on mfcc27) and decoding them cost
+        # 60% more read time, so they are stored plain; the small columns get zstd
+        compression = {name: ("none" if name == "features" else "zstd") for name in table.column_names}
         sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
+        pq.write_table(table, sink, compression=compression)
         self.write_atomic(path, sink.getvalue())
 
     # ---- what is there ---------------------------------------------------------------
@@ -252,18 +229,23 @@ class FeatureStore:
             expr = cond if expr is None else expr & cond
         table = self.read_rows(dataset, feature_set,
                                columns=["clip_id", "group", "label", "n_frames", "features"], filter=expr)
-        table = table.sort_by("clip_id")  # a stable order, whatever order parts were written in
+        # rows in clip_id order, whatever order the parts were written in: the order is
+        # computed on the ids alone and applied to the frames by offset (no copy of them)
+        order = pc.sort_indices(table["clip_id"]).to_numpy()
         dim = int(manifest["dim"])
-        lengths = table["n_frames"].to_numpy().astype(np.int64)
+        file_lengths = table["n_frames"].to_numpy().astype(np.int64)
+        starts = (np.cumsum(file_lengths) - file_lengths)[order]
+        lengths = file_lengths[order]
         frames = _frames_view(table["features"], dim)
         index = {name: i for i, name in enumerate(classes)}
-        y = np.fromiter((index[v] for v in table["label"].to_pylist()), dtype=np.int64, count=len(table))
-        groups = np.asarray(table["group"].to_pylist(), dtype=object)
-        clip_ids = np.asarray(table["clip_id"].to_pylist(), dtype=object)
+        labels = table["label"].to_numpy(zero_copy_only=False)[order]
+        y = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(table))
+        groups = table["group"].to_numpy(zero_copy_only=False)[order].astype(object)
+        clip_ids = table["clip_id"].to_numpy(zero_copy_only=False)[order].astype(object)
         if padded:
-            x = _scatter_padded(frames, lengths, dim)
+            x = _scatter_padded(frames, starts, lengths, dim)
         else:
-            x = np.split(frames, np.cumsum(lengths)[:-1]) if len(lengths) else []
+            x = [frames[a:a + t] for a, t in zip(starts.tolist(), lengths.tolist())]
         out = SequenceSet(x, y, classes, groups, clip_ids, lengths)
         if min_per_class is not None:
             out.check_min_per_class(min_per_class)
@@ -289,14 +271,14 @@ def _frames_view(column: pa.ChunkedArray, dim: int) -> np.ndarray:
     return flat.reshape(-1, dim)
 
 
-def _scatter_padded(frames: np.ndarray, lengths: np.ndarray, dim: int) -> np.ndarray:
-    """Place ``float32[sum T, D]`` frames into zeros ``float32[N, T_max, D]`` in one scatter."""
+def _scatter_padded(frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, dim: int) -> np.ndarray:
+    """Zeros ``float32[N, T_max, D]`` with row i = ``frames[starts[i]:starts[i] + lengths[i]]``:
+    one contiguous block copy per sequence (measured 10x faster here than one fancy-indexed
+    scatter of every frame)."""
     n = len(lengths)
     out = np.zeros((n, int(lengths.max()) if n else 0, dim), dtype=np.float32)
-    if n:
-        rows = np.repeat(np.arange(n), lengths)
-        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        out[rows, np.arange(len(rows)) - starts] = frames
+    for i, (a, t) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        out[i, :t] = frames[a:a + t]
     return out
 
 

@@ -2,7 +2,7 @@
 
 The experiment folder's ``ensemble/ensemble.json`` (written by `results.pipeline`) names
 the refit members, each method's weights, the classes and the feature set's parameters.
-Each input file is extracted the same way the feature set was (`features.runner.extract_clip`
+Each input file is extracted the same way the feature set was (`features.worker.extract_clip`
 with `features.extract.FeatureSpec.from_manifest`); a segmented feature set gives several
 segments per file, each predicted and their probabilities averaged per file.
 
@@ -132,7 +132,7 @@ def predict(
     a feature set that is not audio-derived.
     """
     from features.extract import warm_up
-    from features.runner import extract_clip
+    from features.worker import extract_clip
     from search.leaderboard import write_csv_atomic
 
     saved = load_ensemble(experiment_dir)
