@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -84,9 +84,12 @@ def test_a_sweep_finishes_complete_when_a_node_dies(cluster, synth_store, tmp_pa
 
     def kill_the_worker_mid_sweep():
         # wait until a trial runs on the worker node, then pull the plug
-        def busy_on_worker() -> bool:
-            return any(n["NodeID"] == worker_id and n["Alive"] for n in ray.nodes()) and _oks(board) >= 1
-        _wait_for(busy_on_worker, 120, "a finished trial")
+        def busy_on_worker() -> bool:  # a trial done, and both nodes busy with one each
+            if not board.exists() or _oks(board) < 1:
+                return False
+            running = int((pd.read_csv(board)["status"] == "running").sum())
+            return running == 2 and any(n["NodeID"] == worker_id and n["Alive"] for n in ray.nodes())
+        _wait_for(busy_on_worker, 120, "a finished trial and two running")
         cluster.remove_node(worker, allow_graceful=False)
         killed["at"] = time.time()
 
@@ -100,6 +103,10 @@ def test_a_sweep_finishes_complete_when_a_node_dies(cluster, synth_store, tmp_pa
     assert outcome.ok == 6
     folds = pd.read_csv(board.with_name("leaderboard_folds.csv"))
     assert len(folds) == 6 * 2  # the leaderboard is complete: every fit of every trial
+    # the trial that ran on the lost node failed once and was retried (FailureConfig)
+    state = sorted(board.parent.glob("experiment_state-*.json"))[-1].read_text()
+    failures = [int(n) for n in re.findall(r'num_failures\\": (\d+)', state)]
+    assert len(failures) == 6 and sum(failures) >= 1, failures
 
 
 def test_the_driver_is_killed_and_the_sweep_resumed(cluster, synth_store, tmp_path):
@@ -127,18 +134,26 @@ def test_the_driver_is_killed_and_the_sweep_resumed(cluster, synth_store, tmp_pa
     assert len(frame) == 8 and frame["trial_id"].is_unique and (frame["status"] == "ok").all()
 
 
-def test_extraction_redoes_the_files_of_a_lost_node(cluster, synth_dir, tmp_path):
+def test_extraction_redoes_the_files_of_a_lost_node(cluster, tmp_path):
     from features import FeatureSpec, FeatureStore, extract_audio
+    from features.synth import write_dataset
 
     worker = _add_worker(cluster)
     src = tmp_path / "audio"
-    shutil.copytree(synth_dir, src)
-    n_files = len(list(src.rglob("*.wav")))
-    timer = threading.Timer(3.0, cluster.remove_node, args=(worker,), kwargs={"allow_graceful": False})
+    n_files = len(write_dataset(src, classes=3, clips=20, seconds=6.0, seed=1))  # ~3 s of work here
+    killed_at: list[float] = []
+
+    def kill():
+        cluster.remove_node(worker, allow_graceful=False)
+        killed_at.append(time.perf_counter())
+
+    timer = threading.Timer(1.0, kill)  # while the worker node's first tasks still run
     timer.start()
     summary = extract_audio(src, store=tmp_path / "store", dataset="synth", spec=FeatureSpec.create("mfcc27"),
                             progress=False, chunk_size=1)
+    finished_at = time.perf_counter()
     timer.join()
+    assert killed_at and killed_at[0] < finished_at, "the node must die in the middle of the extraction"
     assert summary.failed == 0, summary
     assert summary.added == n_files and summary.clips_total == n_files
     seqs = FeatureStore(tmp_path / "store").load("synth", "mfcc27")
