@@ -22,16 +22,16 @@ from pathlib import Path
 
 from features.audio import AudioItem, discover_audio
 from features.errors import ConfigError, InputError, SeqsweepError
-from features.extract import FeatureSpec, warm_up
+from features.extract import FeatureSpec
 from features.importers import ItemError, read_source
 from features.rows import SourceRows
 from features.splits import assign_test_split
 from features.store import FeatureStore
-from features.worker import _extract_chunk, _extract_one, extract_clip
+from features.worker import _extract_chunk
 
 IMPORT_FORMATS = ("pickle", "ts", "csv")
 
-__all__ = ["ExtractionSummary", "extract_audio", "import_files", "extract_clip"]
+__all__ = ["ExtractionSummary", "extract_audio", "import_files"]
 
 
 @dataclass
@@ -60,7 +60,6 @@ class ExtractionSummary:
         return text
 
 
-# ---- one clip ------------------------------------------------------------------------------
 # ---- planning ------------------------------------------------------------------------------
 def _file_sha256(path: str) -> str:
     h = hashlib.sha256()
@@ -70,11 +69,10 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _is_unchanged(path: str, known: tuple[int, int, str] | None) -> bool:
+def _is_unchanged(path: str, st: os.stat_result, known: tuple[int, int, str] | None) -> bool:
     """Same size and mtime as stored, or (when those moved) the same bytes."""
     if known is None:
         return False
-    st = os.stat(path)
     if (st.st_size, st.st_mtime_ns) == known[:2]:
         return True
     return st.st_size == known[0] and _file_sha256(path) == known[2]
@@ -143,7 +141,7 @@ def extract_audio(
     for item in items:
         try:
             st = os.stat(item.path)
-            unchanged = _is_unchanged(item.path, known.get(item.source))
+            unchanged = _is_unchanged(item.path, st, known.get(item.source))
         except OSError as exc:
             errors.append(ItemError.from_exception(exc, path=item.path, stage="read"))
             continue
@@ -198,10 +196,9 @@ def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool,
         return
     bar = tqdm(total=len(work), unit="clip", desc=f"extract {spec.name}", disable=not progress)
     try:
-        if not use_ray:
-            warm_up(spec)
-            for item, split in work:
-                yield _extract_one(item, split, spec)
+        if not use_ray:  # the same task body, one clip at a time in this process
+            for pair in work:
+                yield from _extract_chunk([pair], spec)
                 bar.update(1)
             return
 
@@ -251,32 +248,38 @@ def import_files(
     started = time.perf_counter()
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     existing = store.manifest(dataset, feature_set) if store.has(dataset, feature_set) else None
+    sources = sorted(set(existing.get("source", []) if existing else []) | {str(f) for f in files})
+    info = {"kind": feature_set, "params": {"format": format or "auto"}, "beat_sync": False,
+            "segment_seconds": None, "param_hash": f"import:{feature_set}", "source_type": "import",
+            "source": sources, "test_size": test_size, "split_seed": seed}
+    # an existing feature set fixes D and knows its files: unchanged ones are not parsed again
+    writer = store.writer(dataset, feature_set, info=info, dim=existing["dim"]) if existing else None
+    known = writer.fingerprints() if writer else {}
+    summary = ExtractionSummary(store.root, dataset, feature_set, sources=len(files))
     errors: list[ItemError] = []
     loaded: list[tuple[Path, os.stat_result, str, list]] = []
     for f in map(Path, files):
         try:
             st = f.stat()
+            sha = _file_sha256(str(f))
+            if known.get(f.name, (None, None, None))[2] == sha:
+                summary.unchanged += 1
+                continue
             result = read_source(f, format=format)
         except (OSError, SeqsweepError) as exc:
             errors.append(ItemError.from_exception(exc, path=str(f), stage="read"))
             continue
         errors.extend(result.errors)
         if result.records:
-            loaded.append((f, st, _file_sha256(str(f)), result.records))
+            loaded.append((f, st, sha, result.records))
 
-    dims = {r.frames.shape[1] for _, _, _, recs in loaded for r in recs}
-    dim = existing["dim"] if existing else (min(dims) if dims else None)
-    if dim is None:
-        raise InputError(", ".join(map(str, files)), "at least one sequence must be readable",
-                         f"{len(errors)} errors: " + "; ".join(f"{e.path}: {e.message}" for e in errors[:3]))
-    info = {"kind": feature_set, "params": {"format": format or "auto"}, "beat_sync": False,
-            "segment_seconds": None, "param_hash": f"import:{feature_set}", "source_type": "import",
-            "source": [str(f) for f in files], "test_size": test_size, "split_seed": seed}
-    if existing:
-        info["source"] = sorted(set(existing.get("source", [])) | set(info["source"]))
-    writer = store.writer(dataset, feature_set, info=info, dim=dim)
-    known = writer.fingerprints()
-    summary = ExtractionSummary(store.root, dataset, feature_set, sources=len(files))
+    if writer is None:
+        dims = {r.frames.shape[1] for _, _, _, recs in loaded for r in recs}
+        if not dims:
+            raise InputError(", ".join(map(str, files)), "at least one sequence must be readable",
+                             f"{len(errors)} errors: " + "; ".join(f"{e.path}: {e.message}" for e in errors[:3]))
+        writer = store.writer(dataset, feature_set, info=info, dim=min(dims))
+    dim = writer.dim
 
     fresh = []
     for f, st, sha, records in loaded:
@@ -285,8 +288,6 @@ def import_files(
             errors.append(ItemError(str(f), "check", "InputError",
                                     f"every sequence of feature set {feature_set!r} must have D={dim} values "
                                     f"per frame (got D={sorted(bad)})"))
-        elif known.get(f.name, (None, None, None))[2] == sha:
-            summary.unchanged += 1
         else:
             fresh.append((f, st, sha, records))
     splits = _splits_for(store, dataset, ((r.group, r.label, r.split) for *_, recs in fresh for r in recs),
@@ -298,8 +299,7 @@ def import_files(
             labels=[r.label for r in records], splits=[splits[r.group] for r in records],
             frames=[r.frames for r in records]))
         summary.added += 1
-    writer.info = info
-    writer.manifest["source"] = info["source"]
+    writer.manifest["source"] = sources  # an existing manifest keeps its info otherwise
     writer.add_errors(errors)
     writer.close()
     summary.errors, summary.failed = errors, len(errors)
