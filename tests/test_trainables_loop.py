@@ -205,18 +205,36 @@ def test_on_epoch_reports_every_epoch(pair):
     result = fit("cnn1d", {"filters": (4,)}, train, valid, seed=0, train_config=TRAIN, on_epoch=records.append)
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records == result.history
-    assert {"train_loss", "valid_loss", "valid_balanced_accuracy", "seconds"} <= set(records[0])
+    assert {"train_loss", "seconds"} <= set(records[0])
+    assert not [k for r in records for k in r if k.startswith(("valid_", "inner_"))]
 
 
-def test_early_stopping_keeps_the_best_epoch(pair):
+def test_early_stopping_keeps_the_best_inner_epoch(pair):
     train, valid = pair
     config = TrainConfig(**{**TRAIN, "epochs": 25, "lr": 0.05, "early_stopping_patience": 2, "monitor": "loss"})
     result = fit("lstm", {"units": (8,)}, train, valid, seed=0, train_config=config, return_weights=True)
-    losses = [h["valid_loss"] for h in result.history]
+    losses = [h["inner_loss"] for h in result.history]
     assert result.best_epoch == 1 + int(np.argmin(losses))
     assert result.epochs_run <= min(25, result.best_epoch + 2)
-    assert result.metrics["log_loss"] == pytest.approx(min(losses))
+    assert 0 < result.inner_size < len(train)
     np.testing.assert_allclose(result.predict_proba(valid), result.proba, atol=1e-6)
+
+
+def test_early_stopping_never_looks_at_the_validation_fold(pair):
+    """The chosen epoch and weights are the same whatever the validation rows hold: the
+    fold that is scored chooses nothing."""
+    train, valid = pair
+    config = TrainConfig(**{**TRAIN, "epochs": 12, "lr": 0.05, "early_stopping_patience": 2,
+                            "deterministic": True})
+    flipped = valid.subset(np.arange(len(valid)))
+    flipped.y = np.roll(valid.y, 1)  # different labels: a different validation score per epoch
+    results = [fit("cnn1d", {"filters": (4,)}, train, v, seed=3, train_config=config, return_weights=True)
+               for v in (valid, flipped)]
+    assert results[0].best_epoch == results[1].best_epoch
+    assert results[0].epochs_run == results[1].epochs_run
+    for key, value in results[0].weights.items():
+        torch.testing.assert_close(value, results[1].weights[key], rtol=0, atol=0)
+    np.testing.assert_allclose(results[0].proba, results[1].proba, rtol=0, atol=0)
 
 
 def test_nan_loss_raises_training_error_naming_the_epoch(pair, monkeypatch):
@@ -381,3 +399,40 @@ def test_token_padding_marker_never_reaches_the_embedding():
     lengths = torch.tensor([3, 1])
     with torch.no_grad():
         torch.testing.assert_close(net(marked, lengths), net(x, lengths))
+
+
+# ---------------------------------------------------------------------------------------
+# the inner early-stopping split
+# ---------------------------------------------------------------------------------------
+def test_inner_split_is_group_aware_stratified_and_keeps_every_class():
+    from trainables.inner import inner_split
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 40)
+    groups = np.array([f"track{i // 4}" for i in range(len(y))], dtype=object)  # 4 segments a track
+    fit_rows, stop_rows = inner_split(y, groups, fraction=0.25, seed=int(rng.integers(100)))
+    assert sorted(np.concatenate([fit_rows, stop_rows]).tolist()) == list(range(len(y)))
+    assert not set(groups[fit_rows]) & set(groups[stop_rows])
+    assert 0.15 < len(stop_rows) / len(y) < 0.35
+    assert set(y[stop_rows]) == {0, 1, 2} and set(y[fit_rows]) == {0, 1, 2}
+    # a class with one group only keeps it for training
+    y2 = np.array([0] * 10 + [1] * 2)
+    g2 = np.array([f"a{i}" for i in range(10)] + ["b", "b"], dtype=object)
+    fit2, stop2 = inner_split(y2, g2, fraction=0.5, seed=1)
+    assert set(y2[fit2]) == {0, 1} and 1 not in set(y2[stop2]) and len(stop2) > 0
+
+
+def test_inner_split_differs_by_seed_and_needs_two_groups():
+    from trainables.inner import inner_split
+
+    y = np.repeat([0, 1], 20)
+    groups = np.arange(40).astype(str)
+    splits = {tuple(inner_split(y, groups, fraction=0.2, seed=s)[1]) for s in range(5)}
+    assert len(splits) > 1
+    with pytest.raises(InputError, match="at least 2 groups"):
+        inner_split(np.array([0, 1]), np.array(["g", "g"]), fraction=0.2, seed=0)
+
+
+def test_inner_fraction_is_checked():
+    with pytest.raises(ConfigError, match="inner_fraction"):
+        TrainConfig(inner_fraction=0.7)

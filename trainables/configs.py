@@ -286,8 +286,12 @@ class TrainConfig(ConfigBase):
         valid frames); the statistics travel with the weights. Token inputs (an LSTM with
         an embedding) are never standardized; knn z-scores its pooled features.
     early_stopping_patience : stop after this many epochs without improvement of
-        ``monitor`` on the validation set and keep the best epoch's weights; ``None`` = off.
-    monitor : the validation metric for early stopping and ``best_epoch`` (``"loss"`` is
+        ``monitor`` on the *inner split* (see ``inner_fraction``) and keep the best epoch's
+        weights; ``None`` = off (train for ``epochs`` on the whole training fold).
+    inner_fraction : with early stopping, the share of the training fold's groups held out
+        (stratified, group-aware, drawn from the fit's seed) for early stopping to watch;
+        the validation fold is never looked at before the fit ends. In (0, 0.5].
+    monitor : the inner-split metric for early stopping and ``best_epoch`` (``"loss"`` is
         minimised, the others maximised).
     deterministic : ``torch.use_deterministic_algorithms(True)`` for the fit; on CPU the same
         seed then gives the same probabilities bit for bit.
@@ -312,6 +316,7 @@ class TrainConfig(ConfigBase):
     class_weighted: bool = True
     standardize: bool = True
     early_stopping_patience: int | None = None
+    inner_fraction: float = 0.2
     monitor: Literal["balanced_accuracy", "accuracy", "f1_macro", "f1_weighted", "loss"] = "balanced_accuracy"
     deterministic: bool = False
     device: str = "auto"
@@ -327,6 +332,8 @@ class TrainConfig(ConfigBase):
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(self._where("grad_clip"), "must be > 0 (or None to turn clipping off)", self.grad_clip)
         self._at_least("early_stopping_patience", 1)
+        if not 0.0 < self.inner_fraction <= 0.5:
+            raise ConfigError(self._where("inner_fraction"), "must be in (0, 0.5]", self.inner_fraction)
         self._at_least("num_threads", 1)
         if not _DEVICE_RE.match(self.device):
             raise ConfigError(self._where("device"), "must be 'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)

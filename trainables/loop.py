@@ -3,7 +3,7 @@
 `fit` trains one model on one (train, validation) split with one seed and returns a
 `FitResult`. Torch models go through a single loop (class-weighted cross-entropy, Adam or
 AdamW, length-bucketed batches sliced from an in-memory padded array, optional early
-stopping, autocast on CUDA); the scikit-learn baselines are fitted once on pooled features
+stopping on an inner slice of the training set, autocast on CUDA); the scikit-learn baselines are fitted once on pooled features
 and return the same `FitResult`, so search and results treat every model alike.
 
 Failure policy: `fit` *raises*; it never returns a half result. A NaN or infinite training
@@ -33,6 +33,7 @@ from features.errors import ConfigError, InputError, TrainingError
 from features.sequences import SequenceSet
 from trainables.batching import bucket_batches
 from trainables.configs import ConfigBase, TrainConfig
+from trainables.inner import inner_split
 from trainables.layers import SequenceClassifier, time_mask
 from trainables.metrics import SCALAR_METRICS, classification_metrics
 from trainables.registry import ModelSpec, build_model, get_model_spec, make_model_config
@@ -63,20 +64,24 @@ class FitResult:
     metrics : `trainables.metrics.classification_metrics` of ``proba`` (empty without
         validation).
     history : one dict per epoch: ``epoch`` (1-based), ``train_loss`` (``None`` for the
-        classic models), ``seconds`` (since the fit began), and with validation
-        ``valid_loss``, ``valid_accuracy``, ``valid_balanced_accuracy``, ``valid_f1_macro``,
-        ``valid_f1_weighted``.
+        classic models), ``seconds`` (since the fit began), and with early stopping the
+        inner split's ``inner_loss``, ``inner_accuracy``, ``inner_balanced_accuracy``,
+        ``inner_f1_macro``, ``inner_f1_weighted``. The validation set is scored once, after
+        the last epoch, so it never appears per epoch (the classic models, fitted in one
+        step, record ``valid_*`` in their single record).
     n_params : trainable parameters (torch); for knn the stored training values (clips x 2D),
         for random_forest the total tree nodes.
     seconds : wall-clock seconds of the whole fit.
     best_epoch : the epoch whose weights and probabilities this result holds: the best
-        ``monitor`` epoch with early stopping, else the last one run.
+        ``monitor`` epoch on the inner split with early stopping, else the last one run.
     epochs_run : epochs actually run (fewer than ``epochs`` after an early stop).
     device : ``"cpu"`` or ``"cuda:N"``.
     input_dim, n_classes : the shapes the model was built for.
     weights : with ``return_weights=True``: the torch ``state_dict`` (CPU tensors, input
         standardisation included) or the fitted `trainables.classic.PooledClassifier`;
         pass it to `predict_proba`.
+    inner_size : rows of the training set held out for early stopping (0 without it; the
+        model was trained on the other rows).
     """
 
     model: str
@@ -94,6 +99,7 @@ class FitResult:
     input_dim: int
     n_classes: int
     weights: Any = field(default=None, repr=False)
+    inner_size: int = 0
 
     def scalars(self) -> dict[str, float | int]:
         """Flat numbers for a report or a leaderboard row: the scalar metrics, ``n_params``,
@@ -270,7 +276,12 @@ def fit(
     on_epoch: EpochCallback | None = None,
     return_weights: bool = False,
 ) -> FitResult:
-    """Fit ``model_name`` on ``train`` with ``seed``; score it on ``valid`` after each epoch.
+    """Fit ``model_name`` on ``train`` with ``seed``; score it once on ``valid`` at the end.
+
+    With ``train_config.early_stopping_patience`` set, a stratified, group-aware slice of
+    ``train`` (``inner_fraction`` of its groups, `trainables.inner.inner_split`) is held
+    out, the model trains on the rest, and the best epoch on that slice is kept. ``valid``
+    chooses nothing: it is predicted once, with the weights the fit ends on.
 
     Parameters
     ----------
@@ -278,7 +289,7 @@ def fit(
     model_config : its typed config, a flat dict (``from_flat``), or ``None`` for defaults.
     train : the training sequences (ragged or padded) [x: shape=(N, T, D)].
     valid : the validation sequences (same D and classes), or ``None`` for a refit: then
-        no metrics and no early stopping, and you will want ``return_weights=True``.
+        no metrics, and you will want ``return_weights=True``.
     seed : drives python, numpy and torch (CUDA included): the weight initialisation, the
         batch order and dropout. Model code never picks its own.
     train_config : a `TrainConfig`, a flat dict, or ``None`` for the defaults.
@@ -350,7 +361,7 @@ def _fit_classic(
     if valid is not None:
         proba = estimator.predict_proba(valid)
         metrics = classification_metrics(valid.y, proba, n_classes=train.n_classes)
-        record.update(_valid_record(metrics))
+        record.update(_metric_record(metrics, prefix="valid"))
     record["seconds"] = time.perf_counter() - started
     if on_epoch is not None:
         on_epoch(dict(record))
@@ -362,9 +373,9 @@ def _fit_classic(
     )
 
 
-def _valid_record(metrics: dict[str, Any]) -> dict[str, float]:
-    out = {"valid_loss": metrics["log_loss"]}
-    out.update({f"valid_{k}": metrics[k] for k in ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")})
+def _metric_record(metrics: dict[str, Any], *, prefix: str) -> dict[str, float]:
+    out = {f"{prefix}_loss": metrics["log_loss"]}
+    out.update({f"{prefix}_{k}": metrics[k] for k in ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")})
     return out
 
 
@@ -421,14 +432,21 @@ def _fit_torch(
     started: float,
 ) -> FitResult:
     n_classes = train.n_classes
+    # early stopping watches an inner slice of the training fold, never the validation fold
+    inner: SequenceSet | None = None
+    if tc.early_stopping_patience is not None:
+        fit_rows, stop_rows = inner_split(train.y, train.groups, fraction=tc.inner_fraction, seed=seed)
+        train, inner = train.subset(fit_rows), train.subset(stop_rows)
     seed_everything(seed)  # before building: the initialisation comes from the seed
     net = _Fitted(build_model(spec.name, config, input_dim=train.dim, n_classes=n_classes))
     amp = _resolve_amp(tc.amp, device, net.net.auto_amp)
     x_train, len_train = _padded_arrays(train)
     net.net.check_data(x_train, len_train, where="train")
-    if valid is not None:
-        x_valid, len_valid = _padded_arrays(valid)
-        net.net.check_data(x_valid, len_valid, where="valid")
+    held_out = {}
+    for where, part in (("inner", inner), ("valid", valid)):
+        if part is not None:
+            held_out[where] = _padded_arrays(part)
+            net.net.check_data(*held_out[where], where=where)
     if tc.standardize and not net.net.takes_tokens:
         mean, std = _feature_stats(x_train, len_train)
         net.feature_mean.copy_(torch.from_numpy(mean))
@@ -444,11 +462,11 @@ def _fit_torch(
         weight = torch.as_tensor(_class_weights(train.y, n_classes), dtype=torch.float32, device=device)
     batches = _Batches(x_train, len_train, train.y, device)
     rng = np.random.default_rng(seed)
+    eval_batch = _eval_batch(device, tc.batch_size)
 
     history: list[dict[str, Any]] = []
     maximise = tc.monitor != "loss"
-    best_value, best_epoch, best_state, best_proba, stale = None, 0, None, None, 0
-    proba = None
+    best_value, best_epoch, best_state, stale = None, 0, None, 0
     epoch = 0
     for epoch in range(1, tc.epochs + 1):
         net.train()
@@ -477,19 +495,17 @@ def _fit_torch(
             raise TrainingError(f"epoch {epoch}", "the training loss must stay finite (lower lr, or clip gradients)", train_loss)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
         stop = False
-        if valid is not None:
-            proba = _predict(net, x_valid, len_valid, device=device, amp=amp, batch_size=_eval_batch(device, tc.batch_size))
-            metrics = classification_metrics(valid.y, proba, n_classes=n_classes)
-            record.update(_valid_record(metrics))
-            value = metrics["log_loss" if tc.monitor == "loss" else tc.monitor]
-            if tc.early_stopping_patience is not None:
-                improved = best_value is None or (value > best_value if maximise else value < best_value)
-                if improved:
-                    best_value, best_epoch, best_proba, stale = value, epoch, proba, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
-                    stop = stale >= tc.early_stopping_patience
+        if inner is not None:
+            inner_proba = _predict(net, *held_out["inner"], device=device, amp=amp, batch_size=eval_batch)
+            inner_metrics = classification_metrics(inner.y, inner_proba, n_classes=n_classes)
+            record.update(_metric_record(inner_metrics, prefix="inner"))
+            value = inner_metrics["log_loss" if tc.monitor == "loss" else tc.monitor]
+            if best_value is None or (value > best_value if maximise else value < best_value):
+                best_value, best_epoch, stale = value, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                stale += 1
+                stop = stale >= tc.early_stopping_patience
         record["seconds"] = time.perf_counter() - started
         history.append(record)
         if on_epoch is not None:
@@ -500,10 +516,12 @@ def _fit_torch(
     epochs_run = epoch
     if best_state is not None:
         net.load_state_dict(best_state)
-        proba = best_proba
     else:
         best_epoch = epochs_run
-    metrics = classification_metrics(valid.y, proba, n_classes=n_classes) if valid is not None else {}
+    proba, metrics = None, {}
+    if valid is not None:  # the validation fold, scored once, on the weights chosen above
+        proba = _predict(net, *held_out["valid"], device=device, amp=amp, batch_size=eval_batch)
+        metrics = classification_metrics(valid.y, proba, n_classes=n_classes)
     weights = None
     if return_weights:
         weights = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
@@ -511,6 +529,7 @@ def _fit_torch(
         model=spec.name, config=config, train_config=tc, seed=seed, proba=proba, metrics=metrics,
         history=history, n_params=n_params, seconds=time.perf_counter() - started, best_epoch=best_epoch,
         epochs_run=epochs_run, device=str(device), input_dim=train.dim, n_classes=n_classes, weights=weights,
+        inner_size=0 if inner is None else len(inner),
     )
 
 
