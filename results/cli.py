@@ -29,16 +29,20 @@ def results() -> None:
                    "weighted_logloss (weights fitted to out-of-fold log-loss). Default: the spec's.")
 @click.option("--fit-weights/--no-fit-weights", default=None,
               help="Also build weighted_logloss (default: the spec's ensemble.fit_weights).")
-@click.option("--refit-seeds", type=click.IntRange(min=1), default=None,
-              help="Refit each member with this many seeds and average them (default: the spec's).")
+@click.option("--refit", type=click.Choice(["bag", "full"]), default=None,
+              help="How a member is deployed: bag = its CV fold models, averaged (what its out-of-fold "
+                   "estimate describes; no training); full = refit on the whole train split with its CV "
+                   "seeds. Default: the spec's ensemble.refit, else bag.")
 @click.option("--no-report", is_flag=True, help="Skip the report.")
 def ensemble(directory: str, top_k: int | None, methods: str | None, fit_weights: bool | None,
-             refit_seeds: int | None, no_report: bool) -> None:
+             refit: str | None, no_report: bool) -> None:
     """Rebuild the ensembles of the finished sweep in DIR.
 
-    Each method gets a cross-validated estimate from the trials' saved out-of-fold
-    probabilities; each member is then refit on the whole train split, and every member
-    and every ensemble is scored once on the held-out test split. Writes
+    Each method gets an out-of-fold estimate from the trials' saved out-of-fold
+    probabilities (weighted methods cross-fitted, so no estimate is scored on the rows that
+    fitted it); the best is chosen on those. Each member is deployed (its bag of CV fold
+    models, or a full refit) and every member and every ensemble is scored once on the
+    held-out test split. Writes
     DIR/ensembles.csv, the saved ensemble DIR/ensemble/ (for `seqsweep predict`) and the
     report DIR/report/.
     """
@@ -46,7 +50,7 @@ def ensemble(directory: str, top_k: int | None, methods: str | None, fit_weights
 
     try:
         summary = finish_sweep(directory, top_k=top_k, methods=methods, fit_weights=fit_weights,
-                               refit_seeds=refit_seeds, report=not no_report, echo=click.echo)
+                               refit=refit, report=not no_report, echo=click.echo)
     except SeqsweepError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(summary))

@@ -3,8 +3,8 @@
 It makes genre-like WAV clips, extracts them into a Parquet feature store as Ray tasks,
 runs a sweep over LSTM, CNN and WaveNet models and the kNN / random-forest baselines
 (Optuna through Ray Tune, every trial scored by repeated-seed cross-validation), builds
-the ensembles of the top trials, refits them, scores everything once on the held-out
-test split, writes the report, and prints where every file is.
+the ensembles of the top trials (each member deployed as its bag of CV fold models),
+scores everything once on the held-out test split, writes the report, and prints where every file is.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
         },
         "resources": {"cpus": 1},
         "storage": str(out / "runs"),
-        "ensemble": {"top_k": 5, "methods": ["soft", "max", "vote", "weighted"], "refit_seeds": 1},
+        "ensemble": {"top_k": 5, "methods": ["soft", "max", "vote", "weighted"], "refit": "bag"},
     }
 
 
@@ -76,7 +76,7 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 30, seconds: float = 3
     outcome = run_sweep(spec, verbose=1, echo=lambda text: echo("      " + text))
     echo("      " + str(outcome).replace("\n", "\n      "))
 
-    echo("[4/4] ensembles of the top 5, refit on the train split, scored once on the test split")
+    echo("[4/4] ensembles of the top 5 (each member its bag of CV fold models), scored once on the test split")
     finished = finish_sweep(outcome.experiment_dir, echo=lambda text: echo("      " + text))
 
     exp = Path(outcome.experiment_dir)

@@ -13,6 +13,11 @@ so the ensemble's class is ``argmax`` of its row, like a single model's.
   members' out-of-fold probabilities; its weights go to `soft_vote`.
 * `fit_logloss_weights`: non-negative weights summing to 1 that minimise the out-of-fold
   log-loss of the weighted mean (softmax-parameterised, L-BFGS).
+* `cross_fit`: a weighted method's honest out-of-fold probabilities: its weights fitted on
+  k-1 parts of the rows and applied to the held-out part, for every part in turn, so its
+  out-of-fold figure is comparable with the unfitted methods'.
+* `per_group`: rows -> one row per group (the mean probability of its clips), for the
+  per-file figures of segmented feature sets.
 
 The out-of-fold probabilities of a member scored with several CV seeds are its
 probabilities averaged over those seeds (`average_seeds`): every train clip is validated
@@ -23,7 +28,7 @@ seed-averaged test probabilities are.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
@@ -35,6 +40,8 @@ __all__ = [
     "TIE_EPSILON",
     "average_seeds",
     "combine",
+    "cross_fit",
+    "per_group",
     "fit_logloss_weights",
     "greedy_selection",
     "hard_vote",
@@ -234,3 +241,41 @@ def combine(method: str, probas: np.ndarray, *, weights: np.ndarray | Sequence[f
             raise ConfigError(f"method {method!r}", "needs the weights it was fitted with", None)
         return soft_vote(probas, weights=weights)
     raise ConfigError("method", f"must be one of {list(METHODS)}", method)
+
+
+def cross_fit(
+    fit_weights: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    oof_probas: np.ndarray,
+    y: np.ndarray,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """Out-of-fold probabilities of a weighted soft vote whose weights never saw the rows
+    they score [shape=(M, N, C)] -> [shape=(N, C)].
+
+    For each ``(fit_rows, held_rows)`` in ``parts`` (a partition of the N rows into held
+    parts), ``fit_weights(oof_probas[:, fit_rows], y[fit_rows])`` gives the weights that
+    combine the ``held_rows``. The deployed weights are fitted on every row; this estimate
+    is of that procedure, as a CV estimate is of a refit.
+    """
+    arr = _stack(oof_probas, "oof_probas")
+    y = np.asarray(y, dtype=np.int64)
+    out = np.full(arr.shape[1:], np.nan)
+    for fit_rows, held_rows in parts:
+        weights = fit_weights(arr[:, fit_rows], y[fit_rows])
+        out[held_rows] = soft_vote(arr[:, held_rows], weights=weights)
+    if np.isnan(out).any():
+        raise InputError("parts", "must hold every row out exactly once", f"{int(np.isnan(out[:, 0]).sum())} rows never held out")
+    return out
+
+
+def per_group(y: np.ndarray, proba: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row per group, in sorted group order: its label (the most common among its clips)
+    and the mean of its clips' probabilities. [shape=(N,), (N, C), (N,)] -> [(G,), (G, C)]."""
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    names, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    sums = np.zeros((len(names), proba.shape[1]))
+    np.add.at(sums, index, proba)
+    votes = np.zeros((len(names), max(int(y.max()) + 1, proba.shape[1]) if len(y) else proba.shape[1]))
+    np.add.at(votes, (index, y), 1)
+    return votes.argmax(axis=1), _normalise(sums)

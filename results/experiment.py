@@ -45,8 +45,12 @@ class Member:
     config : the flat model + training config the trial ran (``fits.json``), without
         ``model``; ``trainables.split_flat_config({"model": model, **config})`` rebuilds it.
     oof : float32 [shape=(n_seeds, N_train, C)] out-of-fold probabilities per CV seed.
-    y : int64 [shape=(N_train,)] true classes; ``clip_ids`` [shape=(N_train,)]; ``classes``.
-    fits : per (seed, fold) scalars; ``histories``: per fit, one dict per epoch.
+    y : int64 [shape=(N_train,)] true classes; ``clip_ids`` and ``groups``
+        [shape=(N_train,)] (groups are the clip ids for trials saved before groups were);
+        ``classes``.
+    fits : per (seed, fold) scalars (and ``file``: the fold model, relative to
+        ``checkpoint``); ``histories``: per fit, one dict per epoch.
+    checkpoint : the trial's checkpoint folder (``oof.npz``, ``fits.json``, ``fold_models/``).
     """
 
     trial_id: str
@@ -60,6 +64,12 @@ class Member:
     classes: list[str]
     fits: list[dict[str, Any]] = field(default_factory=list)
     histories: list[list[dict[str, Any]]] = field(default_factory=list)
+    checkpoint: str = ""
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = np.asarray(self.clip_ids, dtype=str)
 
     @property
     def flat_config(self) -> dict[str, Any]:
@@ -115,6 +125,7 @@ class Experiment:
         with np.load(os.path.join(ckpt, OOF_FILE), allow_pickle=False) as data:
             oof, y = data["proba"], data["y"].astype(np.int64)
             clip_ids, classes = data["clip_ids"].astype(str), [str(c) for c in data["classes"]]
+            groups = data["groups"].astype(str) if "groups" in data.files else None
         fits_path = os.path.join(ckpt, FITS_FILE)
         try:
             with open(fits_path) as fh:
@@ -124,7 +135,8 @@ class Experiment:
         config = {k: v for k, v in fits.get("config", {}).items() if k != "model"}
         return Member(trial_id=trial_id, model=str(fits.get("model", row["model"])), rank=int(row["rank"]),
                       objective=float(row["objective"]), config=config, oof=oof, y=y, clip_ids=clip_ids,
-                      classes=classes, fits=fits.get("fits", []), histories=fits.get("histories", []))
+                      classes=classes, fits=fits.get("fits", []), histories=fits.get("histories", []),
+                      checkpoint=ckpt, groups=groups)
 
     def top_members(self, top_k: int, *, echo=None) -> list[Member]:
         """The ``top_k`` best ok trials (fewer if the sweep has fewer; ``echo`` says so).

@@ -1,16 +1,20 @@
-"""What runs after a sweep: ensembles of the top trials, refits, one test scoring, the
-saved ensemble, and the report.
+"""What runs after a sweep: ensembles of the top trials, each member deployed (as its bag
+of CV fold models, or refit), one test scoring, the saved ensemble, and the report.
 
 `finish_sweep` is what ``seqsweep sweep run`` calls at the end of a sweep and what
 ``seqsweep results ensemble DIR`` runs on a finished one. In order:
 
 1. the ``top_k`` best trials with status ``ok`` (fewer if fewer finished; it says so);
 2. each ensemble method is built on the members' out-of-fold probabilities (each member's
-   averaged over its CV seeds) and gets its cross-validated estimate (``oof_*``) from them;
-   for ``weighted`` the greedy selection chooses its weights on those same probabilities,
-   so its ``oof_*`` is optimistic, and its ``test_*`` is the honest number;
-3. every member is refit on the whole train split (``refit_seeds`` seeds, averaged);
-4. every member and every ensemble is scored once on the held-out test split;
+   averaged over its CV seeds: the out-of-fold estimate of its bag of fold models) and gets
+   its out-of-fold estimate (``oof_*``) from them; the weighted methods' weights are
+   cross-fitted (`results.ensemble.cross_fit`): fitted on k-1 parts of the train rows,
+   scored on the held-out part, so every method's ``oof_*`` is honest and comparable;
+3. the best ensemble is chosen on those out-of-fold figures (per group for segmented
+   feature sets), never on test;
+4. every member is deployed (``ensemble.refit``: ``bag``, its CV fold models; or ``full``,
+   refit on the whole train split with its CV seeds) and every member and every ensemble
+   is scored once on the held-out test split;
 5. ``ensembles.csv``, ``ensemble/`` (weights, ``ensemble.json``, ``test_predictions.npz``)
    and the report are written.
 """
@@ -28,23 +32,28 @@ import pandas as pd
 
 from features.errors import ConfigError, StoreError
 from features.store import FeatureStore
+from results.deploy import (
+    FORMS,
+    TEST_METRICS,
+    TestScores,
+    bag_member,
+    load_split,
+    refit_member,
+    save_members,
+    score_on_test,
+)
 from results.ensemble import (
     METHODS,
     average_seeds,
     combine,
+    cross_fit,
     fit_logloss_weights,
     greedy_selection,
+    per_group,
     score,
 )
 from results.experiment import Experiment, Member, load_experiment
-from results.refit import (
-    TEST_METRICS,
-    TestScores,
-    load_split,
-    refit_member,
-    save_refits,
-    score_on_test,
-)
+from search.io import write_bytes_atomic
 from search.leaderboard import write_csv_atomic
 
 __all__ = ["EnsembleDef", "FinishSummary", "build_ensembles", "finish_sweep", "parse_methods",
@@ -56,9 +65,7 @@ ENSEMBLE_JSON = "ensemble.json"
 TEST_PREDICTIONS = "test_predictions.npz"
 DEFAULT_METHODS = ("soft", "max", "vote", "weighted")
 OOF_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
-COLUMNS = ["kind", "method", "members", "weights", *[f"oof_{m}" for m in OOF_METRICS],
-           *[f"test_{m}" for m in TEST_METRICS]]
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass
@@ -86,57 +93,87 @@ def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...] | None
     return tuple(dict.fromkeys(items))
 
 
+def weight_parts(members: Sequence[Member], *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The parts over which weighted methods are cross-fitted: ``folds`` stratified,
+    group-aware folds of the train rows (scikit-learn's `StratifiedGroupKFold`, seeded)."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y, groups = members[0].y, members[0].groups
+    n_groups = len(set(groups.tolist()))
+    splitter = StratifiedGroupKFold(n_splits=max(2, min(folds, n_groups)), shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the "least populated class" warning
+        return [(a.astype(np.int64), b.astype(np.int64)) for a, b in splitter.split(np.zeros(len(y)), y, groups)]
+
+
 def build_ensembles(
     members: Sequence[Member],
     methods: Sequence[str],
     *,
     metric: str,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
     fit_weights: bool = False,
     max_size: int = 25,
 ) -> list[EnsembleDef]:
     """Each method's members, weights and out-of-fold probabilities.
 
-    ``soft``, ``max`` and ``vote`` use every member with equal weight; ``weighted`` keeps
-    the members `greedy_selection` picked (weights = times picked / ensemble size);
-    ``weighted_logloss`` (added when ``fit_weights``) uses `fit_logloss_weights`.
+    ``soft``, ``max`` and ``vote`` use every member with equal weight (nothing fitted);
+    ``weighted`` keeps the members `greedy_selection` picked (weights = times picked /
+    ensemble size); ``weighted_logloss`` (added when ``fit_weights``) uses
+    `fit_logloss_weights`. The weighted methods' deployed weights are fitted on every row
+    and their out-of-fold probabilities are cross-fitted over ``parts``.
     """
     ids = [m.trial_id for m in members]
     oof = np.stack([average_seeds(m.oof) for m in members])  # (M, N, C)
     y = members[0].y
+    fitters: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+        "weighted": lambda p, t: greedy_selection(p, t, metric, max_size=max_size),
+        "weighted_logloss": lambda p, t: fit_logloss_weights(p, t),
+    }
     todo = list(methods) + (["weighted_logloss"] if fit_weights and "weighted_logloss" not in methods else [])
     out = []
     for method in todo:
         if method in ("soft", "max", "vote"):
             weights = np.full(len(ids), 1.0 / len(ids))
-        elif method == "weighted":
-            weights = greedy_selection(oof, y, metric, max_size=max_size)
-        elif method == "weighted_logloss":
-            weights = fit_logloss_weights(oof, y)
+            proba = combine(method, oof)
+        elif method in fitters:
+            weights = fitters[method](oof, y)
+            proba = cross_fit(fitters[method], oof, y, parts)
         else:
             raise ConfigError("methods", f"must be among {list(METHODS)}", method)
-        keep = weights > 0 if method.startswith("weighted") else np.ones(len(ids), dtype=bool)
+        keep = weights > 0 if method in fitters else np.ones(len(ids), dtype=bool)
         kept = weights[keep] / weights[keep].sum()
-        proba = combine(method, oof[keep], weights=kept)
         out.append(EnsembleDef(method, [t for t, k in zip(ids, keep) if k], [float(w) for w in kept], proba))
     return out
 
 
 @dataclass
 class FinishSummary:
-    """What `finish_sweep` did: the ``ensembles.csv`` table and where things went."""
+    """What `finish_sweep` did: the ``ensembles.csv`` table and where things went.
+
+    ``unit`` is ``"group"`` for a segmented feature set (the headline figures are per
+    source group, the unit ``predict`` answers in) and ``"clip"`` otherwise.
+    """
 
     experiment_dir: str
     table: pd.DataFrame
     best_member: str
     best_ensemble: str
     report: str | None
+    unit: str = "clip"
+    n_test: int = 0
 
     def __str__(self) -> str:
         shown = self.table.copy()
         for col in shown.columns:
             if col.startswith(("oof_", "test_")):
                 shown[col] = shown[col].map(lambda v: f"{v:.3f}")
+        unit = "groups (source files)" if self.unit == "group" else "clips"
         text = (f"{ENSEMBLES_CSV} ({self.experiment_dir}):\n{shown.to_string(index=False)}\n"
+                f"oof_*: out-of-fold on the train split; test_*: once on the held-out test split "
+                f"({self.n_test} {unit})\n"
                 f"best member (by CV rank): trial {self.best_member}; best ensemble (by out-of-fold "
                 f"estimate): {self.best_ensemble}")
         if self.report:
@@ -148,21 +185,33 @@ def _weights_text(weights: Sequence[float]) -> str:
     return ";".join(f"{w:.6g}" for w in weights)
 
 
-def _oof_scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    return {f"oof_{m}": score(y, proba, m) for m in OOF_METRICS}
+def _oof_scores(y: np.ndarray, proba: np.ndarray, groups: np.ndarray | None) -> dict[str, float]:
+    out = {f"oof_{m}": score(y, proba, m) for m in OOF_METRICS}
+    if groups is not None:
+        group_y, group_proba = per_group(y, proba, groups)
+        out.update({f"oof_group_{m}": score(group_y, group_proba, m) for m in OOF_METRICS})
+    return out
 
 
-def _table(members: Sequence[Member], defs: Sequence[EnsembleDef], scores: TestScores) -> pd.DataFrame:
+def _columns(by_group: bool) -> list[str]:
+    units = ["", "group_"] if by_group else [""]
+    return ["kind", "method", "form", "members", "weights",
+            *[f"oof_{u}{m}" for u in units for m in OOF_METRICS],
+            *[f"test_{u}{m}" for u in units for m in TEST_METRICS]]
+
+
+def _table(members: Sequence[Member], defs: Sequence[EnsembleDef], scores: TestScores, *, form: str,
+           groups: np.ndarray | None) -> pd.DataFrame:
     y = members[0].y
     rows = []
     for m in members:
-        rows.append({"kind": "member", "method": "member", "members": m.trial_id, "weights": "1",
-                     **_oof_scores(y, average_seeds(m.oof)), **scores.member_metrics[m.trial_id]})
+        rows.append({"kind": "member", "method": "member", "form": form, "members": m.trial_id, "weights": "1",
+                     **_oof_scores(y, average_seeds(m.oof), groups), **scores.member_metrics[m.trial_id]})
     for d in defs:
-        rows.append({"kind": "ensemble", "method": d.method, "members": ";".join(d.members),
-                     "weights": _weights_text(d.weights), **_oof_scores(y, d.oof_proba),
+        rows.append({"kind": "ensemble", "method": d.method, "form": form, "members": ";".join(d.members),
+                     "weights": _weights_text(d.weights), **_oof_scores(y, d.oof_proba, groups),
                      **scores.ensemble_metrics[d.method]})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=_columns(groups is not None))
 
 
 def _feature_info(spec: dict[str, Any]) -> dict[str, Any]:
@@ -180,37 +229,42 @@ def _check_train(train_ids: np.ndarray, member: Member, spec: dict[str, Any]) ->
                          f"{len(train_ids)} train clips now, {len(member.clip_ids)} then")
 
 
-def _save(exp: Experiment, folder: str, refits: list, defs: Sequence[EnsembleDef], members: Sequence[Member],
+def _save(exp: Experiment, folder: str, deployed: list, defs: Sequence[EnsembleDef], members: Sequence[Member],
           scores: TestScores, classes: list[str], *, best: dict[str, str]) -> None:
     """Weights, then ``test_predictions.npz``, then ``ensemble.json`` (the commit point); old
     weight files no entry names are removed last."""
-    entries = save_refits(refits, folder)
+    import io
+
+    entries = save_members(deployed, folder)
     by_id = {m.trial_id: m for m in members}
     for e in entries:
         e["rank"] = by_id[e["trial_id"]].rank
     methods = [d.method for d in defs]
-    tmp = os.path.join(folder, f"{TEST_PREDICTIONS}.tmp.npz")
+    buffer = io.BytesIO()
     np.savez_compressed(
-        tmp, y=scores.y, clip_ids=scores.clip_ids, classes=np.asarray(classes, dtype=str),
+        buffer, y=scores.y, clip_ids=scores.clip_ids, classes=np.asarray(classes, dtype=str),
         member_ids=np.asarray([m.trial_id for m in members], dtype=str),
         member_proba=np.stack([scores.member_proba[m.trial_id] for m in members]).astype(np.float32),
         methods=np.asarray(methods, dtype=str),
         ensemble_proba=np.stack([scores.ensemble_proba[m] for m in methods]).astype(np.float32))
-    os.replace(tmp, os.path.join(folder, TEST_PREDICTIONS))
+    write_bytes_atomic(buffer.getvalue(), os.path.join(folder, TEST_PREDICTIONS))
     info = {
         "format": _FORMAT, "experiment": exp.path, "metric": exp.metric, "classes": classes,
         "store": exp.spec["store"], "dataset": exp.spec["dataset"], "feature_set": exp.spec["feature_set"],
         "features": _feature_info(exp.spec), "best": best, "members": entries,
         "methods": {d.method: {"members": d.members, "weights": d.weights} for d in defs},
     }
-    path = os.path.join(folder, ENSEMBLE_JSON)
-    with open(f"{path}.tmp", "w") as fh:
-        json.dump(info, fh, indent=2)
-    os.replace(f"{path}.tmp", path)
+    write_bytes_atomic(json.dumps(info, indent=2).encode(), os.path.join(folder, ENSEMBLE_JSON))
     wanted = {f for e in entries for f in e["files"]}
     for name in os.listdir(folder):
         if name.endswith((".pt", ".npz")) and name != TEST_PREDICTIONS and name not in wanted:
             os.remove(os.path.join(folder, name))
+
+
+def _segmented(members: Sequence[Member]) -> bool:
+    """Whether some group holds several clips (segments of one source file)."""
+    groups = members[0].groups
+    return len(set(groups.tolist())) < len(groups)
 
 
 def finish_sweep(
@@ -220,16 +274,16 @@ def finish_sweep(
     methods: str | Sequence[str] | None = None,
     echo: Callable[[str], Any] = print,
     fit_weights: bool | None = None,
-    refit_seeds: int | None = None,
+    refit: str | None = None,
     report: bool = True,
 ) -> FinishSummary:
-    """Ensembles of the top trials of a finished sweep, refit and scored once on test.
+    """Ensembles of the top trials of a finished sweep, deployed and scored once on test.
 
     Parameters
     ----------
     experiment_dir : the sweep's ``<storage>/<name>`` folder.
-    top_k, methods, fit_weights, refit_seeds : override the spec's ``ensemble`` section
-        (defaults: 5, soft/max/vote/weighted, false, 1).
+    top_k, methods, fit_weights, refit : override the spec's ``ensemble`` section
+        (defaults: 5, soft/max/vote/weighted, false, ``bag``).
     echo : where progress lines go.
     report : also write the report (`results.report.write_report`).
 
@@ -243,33 +297,42 @@ def finish_sweep(
         raise ConfigError("top_k", "must be >= 1", top_k)
     chosen = parse_methods(methods) or tuple(conf.get("methods") or DEFAULT_METHODS)
     fit_weights = bool(conf.get("fit_weights", False) if fit_weights is None else fit_weights)
-    refit_seeds = int(refit_seeds if refit_seeds is not None else conf.get("refit_seeds", 1))
-    if refit_seeds < 1:
-        raise ConfigError("refit_seeds", "must be >= 1", refit_seeds)
+    form = str(refit if refit is not None else conf.get("refit", "bag"))
+    if form not in FORMS:
+        raise ConfigError("refit", f"must be one of {list(FORMS)}", form)
+    cv = exp.spec.get("cv") or {}
+    base = int((exp.spec.get("search") or {}).get("seed", 0))
 
     members = exp.top_members(top_k, echo=echo)
-    defs = build_ensembles(members, chosen, metric=exp.metric, fit_weights=fit_weights)
-    train = load_split(exp.spec, "train")
-    _check_train(train.clip_ids, members[0], exp.spec)
-    base = int((exp.spec.get("search") or {}).get("seed", 0))
-    seeds = [base + s for s in range(refit_seeds)]
-    echo(f"refitting {len(members)} members on {len(train)} train clips ({refit_seeds} seed"
-         f"{'s' if refit_seeds > 1 else ''} each)")
-    refits = []
-    for m in members:
-        r = refit_member(m, train, seeds=seeds)
-        echo(f"  trial {m.trial_id} ({m.model}, rank {m.rank}) refit in {r.seconds:.1f} s")
-        refits.append(r)
+    defs = build_ensembles(members, chosen, metric=exp.metric, fit_weights=fit_weights,
+                           parts=weight_parts(members, folds=int(cv.get("folds", 5)), seed=base))
+    groups = members[0].groups if _segmented(members) else None
+    if form == "bag":
+        echo(f"deploying {len(members)} members as their bags of CV fold models")
+        deployed = [bag_member(m) for m in members]
+    else:
+        train = load_split(exp.spec, "train")
+        _check_train(train.clip_ids, members[0], exp.spec)
+        seeds = [base + s for s in range(int(cv.get("seeds", 1)))]
+        echo(f"refitting {len(members)} members on {len(train)} train clips ({len(seeds)} seeds each)")
+        deployed = []
+        for m in members:
+            deployed.append(refit_member(m, train, seeds=seeds))
+            echo(f"  trial {m.trial_id} ({m.model}, rank {m.rank}) refit in {deployed[-1].seconds:.1f} s")
     test = load_split(exp.spec, "test")
     if len(test) == 0:
         echo("the test split is empty: test_* columns are NaN")
-    scores = score_on_test(refits, {d.method: (d.members, d.weights) for d in defs}, test)
+    scores = score_on_test(deployed, {d.method: (d.members, d.weights) for d in defs}, test,
+                           by_group=groups is not None)
 
-    table = _table(members, defs, scores)
+    table = _table(members, defs, scores, form=form, groups=groups)
     write_csv_atomic(table, os.path.join(exp.path, ENSEMBLES_CSV))
-    oof_scores = [score(members[0].y, d.oof_proba, exp.metric) for d in defs]
-    best_ensemble = defs[int(np.argmax(oof_scores))].method  # by out-of-fold estimate: test stays unseen
-    _save(exp, os.path.join(exp.path, ENSEMBLE_DIR), refits, defs, members, scores, list(train.classes),
+    # chosen on the out-of-fold estimates (per group when segmented): the test split stays unseen
+    y = members[0].y
+    oof_figures = [score(*(per_group(y, d.oof_proba, groups) if groups is not None else (y, d.oof_proba)),
+                         exp.metric) for d in defs]
+    best_ensemble = defs[int(np.argmax(oof_figures))].method
+    _save(exp, os.path.join(exp.path, ENSEMBLE_DIR), deployed, defs, members, scores, list(test.classes),
           best={"member": members[0].trial_id, "ensemble": best_ensemble})
 
     report_path = None
@@ -277,4 +340,6 @@ def finish_sweep(
         from results.report import write_report
 
         report_path = write_report(exp.path)
-    return FinishSummary(exp.path, table, members[0].trial_id, best_ensemble, report_path)
+    n_test = len(set(np.asarray(test.groups, dtype=str).tolist())) if groups is not None else len(test)
+    return FinishSummary(exp.path, table, members[0].trial_id, best_ensemble, report_path,
+                         unit="group" if groups is not None else "clip", n_test=n_test)

@@ -1,7 +1,7 @@
 """Predict the class of new audio with a sweep's saved ensemble (``seqsweep predict``).
 
 The experiment folder's ``ensemble/ensemble.json`` (written by `results.pipeline`) names
-the refit members, each method's weights, the classes and the feature set's parameters.
+the deployed members (bags of CV fold models, or refits), each method's weights, the classes and the feature set's parameters.
 Each input file is extracted the same way the feature set was (`features.worker.extract_clip`
 with `features.extract.FeatureSpec.from_manifest`); a segmented feature set gives several
 segments per file, each predicted and their probabilities averaged per file.
@@ -11,7 +11,7 @@ A file that cannot be read or decoded (or is silent, or too short) gets a row wi
 
 The saved members are loaded from the experiment folder without unpickling anything: torch
 state_dicts with ``weights_only=True`` and the scikit-learn baselines rebuilt from plain
-arrays (see `results.refit`).
+arrays (see `trainables.saved`).
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from features.errors import ConfigError, SeqsweepError, StoreError
 from features.sequences import SequenceSet, pad_sequences
 from results.ensemble import combine
 from results.pipeline import ENSEMBLE_DIR, ENSEMBLE_JSON
-from results.refit import RefitMember, load_refits
+from results.deploy import DeployedMember, load_members
 
 __all__ = ["predict", "load_ensemble", "expand_inputs", "SavedEnsemble"]
 
 
 class SavedEnsemble:
-    """The saved ensemble of an experiment folder: ``info`` (``ensemble.json``) and the refit
-    members, loaded once."""
+    """The saved ensemble of an experiment folder: ``info`` (``ensemble.json``) and the
+    deployed members, loaded once."""
 
     def __init__(self, experiment_dir: str | os.PathLike) -> None:
         folder = os.path.join(os.path.abspath(os.fspath(experiment_dir)), ENSEMBLE_DIR)
@@ -52,7 +52,7 @@ class SavedEnsemble:
             self.info: dict[str, Any] = json.load(fh)
         self.folder = folder
         self.classes: list[str] = list(self.info["classes"])
-        self.members: dict[str, RefitMember] = {r.trial_id: r for r in load_refits(folder, self.info["members"])}
+        self.members: dict[str, DeployedMember] = {m.trial_id: m for m in load_members(folder, self.info["members"])}
 
     @property
     def methods(self) -> list[str]:

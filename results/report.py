@@ -88,26 +88,32 @@ def _mean_curve(histories: list[list[dict[str, Any]]], key: str) -> tuple[np.nda
 
 
 def plot_learning_curves(curves: list[tuple[str, list[list[dict[str, Any]]]]], metric: str, path: str) -> str:
-    """Training loss and validation ``metric`` per epoch, one line per trial (label, histories)."""
+    """Training loss and, where early stopping ran, the inner split's ``metric`` per epoch,
+    one line per trial (label, histories). The validation folds are scored once per fit, so
+    they have no curve."""
     fig = _figure(10, 4)
     loss_ax, metric_ax = fig.subplots(1, 2)
     for label, histories in curves:
-        for ax, key in ((loss_ax, "train_loss"), (metric_ax, f"valid_{metric}")):
+        for ax, key in ((loss_ax, "train_loss"), (metric_ax, f"inner_{metric}")):
             epochs, values = _mean_curve(histories, key)
             if len(epochs):
                 ax.plot(epochs, values, marker="o" if len(epochs) == 1 else None, label=label)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss (mean over CV fits)")
-    metric_ax.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
-    if curves:
+    metric_ax.set(xlabel="epoch", ylabel=f"inner-split {metric}",
+                  title=f"early-stopping split {metric} (only with early stopping)")
+    if metric_ax.get_legend_handles_labels()[0]:
         metric_ax.legend(fontsize=7)
     return _save(fig, path)
 
 
 def plot_search_history(board: pd.DataFrame, order: Sequence[str], path: str) -> str:
-    """The objective of each trial (in ``order``, the order they started) and the running best."""
+    """The objective of each finished trial (in ``order``, the order they started) and the
+    running best; failed and pruned trials (whose partial scores are not comparable) as crosses."""
     by_id = board.set_index("trial_id")
     ids = [t for t in order if t in by_id.index]
     objective = np.array([float(by_id.loc[t, "objective"]) for t in ids]) if ids else np.zeros(0)
+    finished = np.array([by_id.loc[t, "status"] == "ok" for t in ids], dtype=bool)
+    objective = np.where(finished, objective, np.nan)
     ok = np.isfinite(objective)
     x = np.arange(1, len(ids) + 1)
     fig = _figure()
@@ -119,7 +125,7 @@ def plot_search_history(board: pd.DataFrame, order: Sequence[str], path: str) ->
         ax.step(x[shown], best[shown], where="post", color="black", label="running best")
         if (~ok).any():
             ax.plot(x[~ok], np.full((~ok).sum(), np.nanmin(objective)), "x", color="red",
-                    label="failed / stopped")
+                    label="failed / pruned")
     ax.set(xlabel="trial (in start order)", ylabel="objective", title="search history")
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -37,7 +37,7 @@ def sweep() -> None:
 @click.option("--num-samples", type=int, default=None, help="Override search.num_samples (trials).")
 @click.option("--storage", default=None, help="Override where experiments are written (a path or URI).")
 @click.option("--name", default=None, help="Override the experiment's name.")
-@click.option("--no-ensemble", is_flag=True, help="Skip the ensembles, refits and report at the end.")
+@click.option("--no-ensemble", is_flag=True, help="Skip the ensembles, the test scoring and the report at the end.")
 def run(config: str, resume: bool, address: str | None, dashboard_host: str, store: str | None,
         dataset: str | None, feature_set: str | None, num_samples: int | None, storage: str | None,
         name: str | None, no_ensemble: bool) -> None:
@@ -45,8 +45,9 @@ def run(config: str, resume: bool, address: str | None, dashboard_host: str, sto
     each scored by repeated-seed cross-validation on the train split.
 
     Writes <storage>/<name>/leaderboard.csv and leaderboard_folds.csv as trials finish;
-    at the end builds the ensembles of the top trials, refits them, scores them once on
-    the held-out test split (ensembles.csv) and writes the report.
+    at the end builds the ensembles of the top trials, deploys each member (its bag of CV
+    fold models by default), scores them once on the held-out test split (ensembles.csv)
+    and writes the report.
     """
     from search.spec import load_spec
     from search.sweep import run_sweep

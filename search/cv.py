@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from features.sequences import SequenceSet
 
-__all__ = ["CVFit", "CVPlan", "make_plan", "summarize"]
+__all__ = ["CVFit", "CVPlan", "make_plan", "summarize", "plan_fingerprint", "fingerprint_changes"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,25 @@ def summarize(values: list[float]) -> dict[str, float]:
     if arr.size == 0:
         return {"mean": float("nan"), "std": float("nan"), "min": float("nan")}
     return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min())}
+
+
+def plan_fingerprint(data: SequenceSet, plan: CVPlan, *, source: str) -> dict[str, object]:
+    """What a sweep's folds were made from, to check that a resumed sweep scores its new
+    trials on the same folds: the data's source (store/dataset/feature set), its train clips
+    (count and a hash of their ids, labels and groups in order), and the CV shape and seed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for values in (data.clip_ids, data.y, data.groups):
+        digest.update("\x1f".join(map(str, values)).encode())
+        digest.update(b"\x1e")
+    return {"source": source, "train_clips": len(data), "train_hash": digest.hexdigest()[:16],
+            "folds": plan.folds, "seeds": len(plan.seeds), "base_seed": plan.seeds[0] if plan.seeds else 0}
+
+
+def fingerprint_changes(before: dict[str, object], now: dict[str, object]) -> list[str]:
+    """Human-readable differences between two `plan_fingerprint`s (empty if the same)."""
+    names = {"source": "data source", "train_clips": "train clips", "train_hash": "train clips' ids, labels or "
+             "groups", "folds": "cv.folds", "seeds": "cv.seeds", "base_seed": "search.seed"}
+    return [f"{names.get(k, k)}: {before.get(k)!r} then, {now.get(k)!r} now"
+            for k in names if before.get(k) != now.get(k)]

@@ -53,17 +53,24 @@ def read_leaderboard(experiment_dir: str) -> pd.DataFrame:
 
 
 def rank_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows -> a frame ranked by objective (best first; failed and unscored trials last),
-    columns in a stable order: identity, hyperparameters (sorted), scores."""
+    """Rows -> a frame, columns in a stable order (identity, hyperparameters sorted, scores).
+
+    Only finished trials (status ``ok``) are ranked: by objective, best first, rank 1..n.
+    Every other trial (running, pruned by a scheduler, failed, error) follows, unranked
+    (empty ``rank``), by objective and then id: a partial or failed score is not comparable.
+    """
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=_FIRST + _SCORES)
     for col in _SCORES:
         if col not in frame:
             frame[col] = math.nan if col != "error" else ""
-    frame = frame.sort_values(["objective", "trial_id"], ascending=[False, True], na_position="last",
-                              kind="stable").reset_index(drop=True)
-    frame["rank"] = range(1, len(frame) + 1)
+    finished = frame["status"] == "ok"
+    frame = frame.assign(_unranked=~finished).sort_values(
+        ["_unranked", "objective", "trial_id"], ascending=[True, False, True], na_position="last", kind="stable",
+    ).drop(columns="_unranked").reset_index(drop=True)
+    n_ok = int(finished.sum())
+    frame["rank"] = pd.array(list(range(1, n_ok + 1)) + [None] * (len(frame) - n_ok), dtype="Int64")
     params = sorted(c for c in frame.columns if c not in _FIRST and c not in _SCORES)
     return frame[_FIRST + params + _SCORES]
 
@@ -115,7 +122,7 @@ class LiveLeaderboard(Callback):
             for row in board.to_dict("records"):
                 row = {k: ("" if k == "error" and isinstance(v, float) and math.isnan(v) else v)
                        for k, v in row.items()}
-                row.pop("rank", None)
+                row.pop("rank", None)  # recomputed from the statuses on every write
                 self.rows[str(row["trial_id"])] = row
         folds = _read_csv(f"{self.experiment_dir}/{FOLDS}")
         if folds is not None:
@@ -146,8 +153,8 @@ class LiveLeaderboard(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         status = result.get("status", "ok")
-        if status == "running":  # the scheduler stopped it before its last fit
-            status = "stopped"
+        if status == "running":  # a scheduler stopped it before its last fit
+            status = "pruned"
         self._update(trial, {**result, "status": status})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -122,10 +122,11 @@ def make_sampler(spec: SweepSpec, *, grid_size: int | None = None):
 
 
 def make_searcher(spec: SweepSpec):
-    """`OptunaSearch` over the spec's space; for ``grid`` the exact list of grid points."""
+    """`TruthfulOptunaSearch` over the spec's space (for ``grid`` the exact list of grid
+    points), its study in ``<experiment>/optuna.log`` when the experiment is on a local disk."""
     import warnings
 
-    from ray.tune.search.optuna import OptunaSearch
+    from search.searcher import TruthfulOptunaSearch, journal_storage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna flags multivariate/group TPE as experimental
@@ -136,4 +137,6 @@ def make_searcher(spec: SweepSpec):
         else:
             space = SearchSpace(spec.models)
             sampler = make_sampler(spec)
-        return OptunaSearch(space=space, metric=TRIAL_METRIC, mode="max", sampler=sampler)
+        return TruthfulOptunaSearch(space=space, metric=TRIAL_METRIC, mode="max", sampler=sampler,
+                                    study_name=spec.name, storage=journal_storage(spec.experiment_path),
+                                    cv_metric=spec.metric)

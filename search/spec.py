@@ -47,7 +47,8 @@ __all__ = [
 
 METRICS = ("balanced_accuracy", "accuracy", "f1_macro", "f1_weighted")
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
-SCHEDULERS = ("none", "asha")
+SCHEDULERS = ("none", "asha", "wilcoxon")
+REFITS = ("bag", "full")
 OBJECTIVES = ("mean", "mean_minus_std")
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
 
@@ -205,7 +206,8 @@ class SearchSpec:
     sampler: str = "tpe"
     seed: int = 0
     scheduler: str = "none"
-    grace_fits: int | None = None  # ASHA: fits a trial always gets (default: one seed's folds)
+    grace_fits: int | None = None  # asha / wilcoxon: fits a trial always gets (default: one seed's folds)
+    wilcoxon_p: float = 0.1  # wilcoxon: stop when the paired one-sided p-value is below this
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ class ResourceSpec:
 class EnsembleSpec:
     top_k: int = 5
     methods: tuple[str, ...] = ENSEMBLE_METHODS
-    refit_seeds: int = 1
+    refit: str = "bag"  # bag: deploy each member's CV fold models; full: refit on all train rows
     fit_weights: bool = False
 
 
@@ -278,7 +280,7 @@ class SweepSpec:
                     seeds=_number(f"{pre}cv.seeds", cv_raw.get("seeds", 3), kind=int, low=1))
 
         s = _keys(f"{pre}search", data.get("search"),
-                  ("num_samples", "max_concurrent", "sampler", "seed", "scheduler", "grace_fits"))
+                  ("num_samples", "max_concurrent", "sampler", "seed", "scheduler", "grace_fits", "wilcoxon_p"))
         max_conc = s.get("max_concurrent")
         search = SearchSpec(
             num_samples=_number(f"{pre}search.num_samples", num_samples or s.get("num_samples", 20), kind=int, low=1),
@@ -288,6 +290,7 @@ class SweepSpec:
             scheduler=_choice(f"{pre}search.scheduler", s.get("scheduler", "none"), SCHEDULERS),
             grace_fits=None if s.get("grace_fits") is None else _number(
                 f"{pre}search.grace_fits", s["grace_fits"], kind=int, low=1, high=cv.fits),
+            wilcoxon_p=_number(f"{pre}search.wilcoxon_p", s.get("wilcoxon_p", 0.1), low=0, high=1),
         )
 
         models_raw = data.get("models")
@@ -305,7 +308,7 @@ class SweepSpec:
         if resources.gpus > 1 and not float(resources.gpus).is_integer():
             raise ConfigError(f"{pre}resources.gpus", "above 1 must be a whole number of GPUs", resources.gpus)
 
-        e = _keys(f"{pre}ensemble", data.get("ensemble"), ("top_k", "methods", "refit_seeds", "fit_weights"))
+        e = _keys(f"{pre}ensemble", data.get("ensemble"), ("top_k", "methods", "refit", "fit_weights"))
         methods = e.get("methods", list(ENSEMBLE_METHODS))
         if isinstance(methods, str):
             methods = [m.strip() for m in methods.split(",")]
@@ -313,8 +316,7 @@ class SweepSpec:
             _choice(f"{pre}ensemble.methods", m, ENSEMBLE_METHODS)
         ensemble = EnsembleSpec(top_k=_number(f"{pre}ensemble.top_k", e.get("top_k", 5), kind=int, low=1),
                                 methods=tuple(methods),
-                                refit_seeds=_number(f"{pre}ensemble.refit_seeds", e.get("refit_seeds", 1),
-                                                    kind=int, low=1),
+                                refit=_choice(f"{pre}ensemble.refit", e.get("refit", "bag"), REFITS),
                                 fit_weights=bool(e.get("fit_weights", False)))
 
         spec = cls(

@@ -22,7 +22,7 @@ def sweep_status(directory: str) -> str:
         with open(spec_path) as fh:
             planned = json.load(fh)["search"]["num_samples"]
     counts = board["status"].value_counts().to_dict()
-    order = ["ok", "running", "stopped", "failed", "error"]
+    order = ["ok", "running", "pruned", "failed", "error"]
     parts = [f"{counts.get(s, 0)} {s}" for s in order if counts.get(s, 0)]
     head = f"{directory}: {len(board)} trials" + (f" of {planned}" if planned else "") + (
         f" ({', '.join(parts)})" if parts else "")

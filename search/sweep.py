@@ -20,16 +20,18 @@ from typing import Any
 from features.errors import ConfigError
 from features.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from features.store import FeatureStore
-from search.cv import make_plan
-from search.io import write_bytes_atomic
+from search.cv import fingerprint_changes, make_plan, plan_fingerprint
+from search.io import read_bytes, write_bytes_atomic
 from search.leaderboard import LEADERBOARD, LiveLeaderboard, read_leaderboard
+from search.searcher import close_orphans
 from search.space import TRIAL_METRIC, expand_grid, make_searcher
 from search.spec import SweepSpec
 from search.trial import TrialSetup, cv_trial
 
-__all__ = ["SweepOutcome", "run_sweep", "SPEC_FILE", "trial_capacity"]
+__all__ = ["SweepOutcome", "run_sweep", "SPEC_FILE", "PLAN_FILE", "trial_capacity"]
 
 SPEC_FILE = "sweep.json"
+PLAN_FILE = "plan.json"  # the fold plan's fingerprint: a resume must score on the same folds
 
 
 @dataclass
@@ -37,6 +39,7 @@ class SweepOutcome:
     experiment_dir: str
     trials: int
     ok: int
+    pruned: int
     failed: int
     seconds: float
     dashboard_url: str | None
@@ -44,7 +47,7 @@ class SweepOutcome:
 
     def __str__(self) -> str:
         text = (f"sweep finished in {self.seconds:.0f} s: {self.trials} trials, {self.ok} ok, "
-                f"{self.failed} failed or stopped\nresults: {self.experiment_dir}/{LEADERBOARD}")
+                f"{self.pruned} pruned, {self.failed} failed\nresults: {self.experiment_dir}/{LEADERBOARD}")
         if self.best:
             b = self.best
             text += (f"\nbest: trial {b['trial_id']} ({b['model']}) objective {b['objective']:.4f}")
@@ -74,14 +77,34 @@ def _write_spec(spec: SweepSpec) -> None:
 
 
 def _scheduler(spec: SweepSpec):
-    if spec.search.scheduler != "asha":
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
     # one time step = one (seed, fold) fit; by default a trial always gets its first seed's folds
-    return ASHAScheduler(time_attr="training_iteration", metric=TRIAL_METRIC, mode="max",
-                         max_t=spec.cv.fits, grace_period=spec.search.grace_fits or spec.cv.folds,
-                         reduction_factor=2)
+    grace = spec.search.grace_fits or spec.cv.folds
+    if spec.search.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        return ASHAScheduler(time_attr="training_iteration", metric=TRIAL_METRIC, mode="max",
+                             max_t=spec.cv.fits, grace_period=grace, reduction_factor=2)
+    if spec.search.scheduler == "wilcoxon":
+        from search.wilcoxon import WilcoxonScheduler
+
+        return WilcoxonScheduler(fit_metric=f"fit_{spec.metric}", p_threshold=spec.search.wilcoxon_p,
+                                 min_fits=grace)
+    return None
+
+
+def _check_plan(spec: SweepSpec, fingerprint: dict[str, Any], *, resume: bool) -> None:
+    """Write the fold plan's fingerprint for a new sweep; on ``--resume`` refuse to go on
+    when the store or the spec no longer give the folds the sweep began with."""
+    path = f"{spec.experiment_path}/{PLAN_FILE}"
+    if resume:
+        saved = read_bytes(path)
+        if saved is not None:
+            changes = fingerprint_changes(json.loads(saved), fingerprint)
+            if changes:
+                raise ConfigError("--resume", "must score new trials on the folds the sweep began with; start a "
+                                  "new sweep (--name) instead", "; ".join(changes))
+            return
+    write_bytes_atomic(json.dumps(fingerprint, indent=2).encode(), path)
 
 
 def _reporter(spec: SweepSpec):
@@ -136,6 +159,9 @@ def run_sweep(
 
     data = FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split="train", padded=True)
     plan = make_plan(data, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
+    source = f"{spec.store}/{spec.dataset}/{spec.feature_set}" if "://" in spec.store else \
+        f"{os.path.abspath(spec.store)}/{spec.dataset}/{spec.feature_set}"
+    _check_plan(spec, plan_fingerprint(data, plan, source=source), resume=resume)
     capacity, total = trial_capacity(spec.resources.cpus, spec.resources.gpus)
     if capacity < 1:  # an autoscaling cluster with no GPU node up yet: pending trials ask for one
         echo(f"no trial fits on the cluster as it is now ({dict(total)}); trials wait for the autoscaler "
@@ -184,8 +210,13 @@ def run_sweep(
             ),
         )
     tuner.fit()
+    orphans = close_orphans(exp, spec.name)
+    if orphans:
+        echo(f"{orphans} Optuna trial(s) whose Ray trial never finished were marked FAIL")
 
     board = read_leaderboard(exp)
-    ok = int((board["status"] == "ok").sum()) if len(board) else 0
-    best = board.iloc[0].to_dict() if ok else None
-    return SweepOutcome(exp, len(board), ok, len(board) - ok, time.perf_counter() - started, url, best)
+    finished = board[board["status"] == "ok"]
+    pruned = int((board["status"] == "pruned").sum())
+    best = finished.sort_values("rank").iloc[0].to_dict() if len(finished) else None
+    return SweepOutcome(exp, len(board), len(finished), pruned, len(board) - len(finished) - pruned,
+                        time.perf_counter() - started, url, best)

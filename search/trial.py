@@ -5,14 +5,16 @@ data, the fold plan and the settings once with `tune.with_parameters`, so they t
 through Ray's object store and no trial reads Parquet.
 
 It reports after every (seed, fold) fit: the running objective (what ASHA compares) and
-that fit's own metrics (``fit_*``, which the long leaderboard collects). The last
-report carries a checkpoint with the out-of-fold probabilities (``oof.npz``) and every
-fit's metrics and learning curve (``fits.json``), for the ensembles and the report.
+that fit's own metrics (``fit_*``, which the long leaderboard and the Wilcoxon scheduler
+read). The last report carries a checkpoint with the out-of-fold probabilities
+(``oof.npz``), every fit's metrics and learning curve (``fits.json``) and every fit's
+weights (``fold_models/seed<s>_fold<k>.pt|.npz``): the trial's bag of fold models, which
+is what an ensemble deploys, so its out-of-fold estimate describes exactly that bag.
 
 A fit that raises (a NaN loss, out of GPU memory, a bad config) ends the trial with
-``status="failed"``, its ``error`` and a NaN objective, so Optuna marks it FAIL and the
-sweep goes on; such errors are deterministic and are not retried. A worker that dies
-is retried by Ray Tune (`FailureConfig`).
+``status="failed"``, its ``error`` and a NaN objective, so Optuna marks it FAIL
+(`search.searcher`) and the sweep goes on; such errors are deterministic and are not
+retried. A worker that dies is retried by Ray Tune (`FailureConfig`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import numpy as np
 from features.sequences import SequenceSet
 from search.cv import CVPlan, summarize
 
-__all__ = ["TrialSetup", "cv_trial", "REPORTED_METRICS", "OOF_FILE", "FITS_FILE"]
+__all__ = ["TrialSetup", "cv_trial", "REPORTED_METRICS", "OOF_FILE", "FITS_FILE", "FOLD_MODELS"]
 
 REPORTED_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 OOF_FILE = "oof.npz"
 FITS_FILE = "fits.json"
+FOLD_MODELS = "fold_models"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
 
     from search.space import flat_config
     from trainables import fit, split_flat_config
+    from trainables.saved import weights_to_bytes
 
     fits: list[dict[str, Any]] = []
     histories: list[list[dict[str, Any]]] = []
@@ -94,31 +98,39 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
         return
 
     oof = np.full((len(plan.seeds), plan.n_rows, data.n_classes), np.nan, dtype=np.float32)
-    for k, cv_fit in enumerate(plan.fits):
-        try:
-            result = fit(name, model_config, data.subset(cv_fit.train), data.subset(cv_fit.valid),
-                         seed=cv_fit.seed, train_config=train_config)
-        except Exception as exc:  # deterministic: a NaN loss, OOM, a model error. Not retried.
-            where = f"seed {cv_fit.seed} fold {cv_fit.fold}"
-            detail = "" if exc.__class__.__module__.startswith(("features", "trainables")) else \
-                "\n" + "".join(traceback.format_exception(exc)[-3:])
-            fail(f"{where}: {type(exc).__name__}: {exc}{detail}")
-            return
-        oof[cv_fit.seed_index, cv_fit.valid] = result.proba.astype(np.float32)
-        scalars = result.scalars()
-        fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, **scalars})
-        histories.append(result.history)
-        report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
-                  "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
-                  **{f"fit_{m}": scalars[m] for m in REPORTED_METRICS},
-                  "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
-        if k < len(plan) - 1:
-            tune.report(report)
-            continue
-        report["status"] = "ok"
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, FOLD_MODELS))
+        for k, cv_fit in enumerate(plan.fits):
+            try:
+                result = fit(name, model_config, data.subset(cv_fit.train), data.subset(cv_fit.valid),
+                             seed=cv_fit.seed, train_config=train_config, return_weights=True)
+            except Exception as exc:  # deterministic: a NaN loss, OOM, a model error. Not retried.
+                where = f"seed {cv_fit.seed} fold {cv_fit.fold}"
+                detail = "" if exc.__class__.__module__.startswith(("features", "trainables")) else \
+                    "\n" + "".join(traceback.format_exception(exc)[-3:])
+                fail(f"{where}: {type(exc).__name__}: {exc}{detail}")
+                return
+            oof[cv_fit.seed_index, cv_fit.valid] = result.proba.astype(np.float32)
+            # the fold model is part of what is deployed (a member is its bag of fold models)
+            suffix, blob = weights_to_bytes(result.weights)
+            model_file = f"{FOLD_MODELS}/seed{cv_fit.seed}_fold{cv_fit.fold}{suffix}"
+            with open(os.path.join(tmp, model_file), "wb") as fh:
+                fh.write(blob)
+            scalars = result.scalars()
+            fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, **scalars, "inner_size": result.inner_size,
+                         "file": model_file})
+            histories.append(result.history)
+            report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
+                      "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
+                      **{f"fit_{m}": scalars[m] for m in REPORTED_METRICS},
+                      "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
+            if k < len(plan) - 1:
+                tune.report(report)
+                continue
+            report["status"] = "ok"
             np.savez_compressed(os.path.join(tmp, OOF_FILE), proba=oof, y=data.y,
                                 clip_ids=np.asarray(data.clip_ids, dtype=str),
+                                groups=np.asarray(data.groups, dtype=str),
                                 seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
             with open(os.path.join(tmp, FITS_FILE), "w") as fh:
                 json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},

@@ -68,7 +68,7 @@ def test_gtzan_lstm_example_on_a_synthetic_gtzan_folder(ray_session, tmp_path, m
     assert "sweep finished" in out
     exp = tmp_path / "runs" / "gtzan_lstm"
     board = pd.read_csv(exp / "leaderboard.csv")
-    assert len(board) == 2 and set(board["status"]) <= {"ok", "stopped"}
+    assert len(board) == 2 and set(board["status"]) <= {"ok", "pruned"}
     assert (board["seeds"] == 3).all() and (board["folds"] == 5).all()
     ensembles = pd.read_csv(exp / "ensembles.csv")
     assert set(ensembles.loc[ensembles["kind"] == "ensemble", "method"]) == {"soft", "max", "vote", "weighted"}

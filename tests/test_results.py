@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import results.refit
+import results.deploy
 from features import ConfigError, StoreError
 from search.cli import main
 from search.spec import SweepSpec
@@ -28,7 +28,7 @@ SPEC = {
         "lstm": {"num_layers": 1, "units": [4, 8], "lr": 0.01, "epochs": 2, "batch_size": 16},
     },
     # top_k above the trials there are: the ensembles use the 5 there are, and say so
-    "ensemble": {"top_k": 10, "fit_weights": True, "refit_seeds": 2},
+    "ensemble": {"top_k": 10, "fit_weights": True},
 }
 N_TRIALS = 5
 METHODS = ["soft", "max", "vote", "weighted", "weighted_logloss"]
@@ -67,11 +67,11 @@ def finished(experiment, copies):
     from results.pipeline import finish_sweep
 
     calls = {"score_test": [], "load_split": []}
-    score_test, load_split = results.refit.score_test, results.refit.load_split
+    score_test, load_split = results.deploy.score_test, results.deploy.load_split
 
-    def spy_score(y, proba, *, n_classes):
+    def spy_score(y, proba, *, n_classes, groups=None):
         calls["score_test"].append(proba)
-        return score_test(y, proba, n_classes=n_classes)
+        return score_test(y, proba, n_classes=n_classes, groups=groups)
 
     def spy_load(spec, split):
         calls["load_split"].append(split)
@@ -79,7 +79,7 @@ def finished(experiment, copies):
 
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(results.refit, "score_test", spy_score)
+        mp.setattr(results.deploy, "score_test", spy_score)
         mp.setattr("results.pipeline.load_split", spy_load)
         summary = finish_sweep(str(experiment), echo=lines.append)
     return summary, calls, lines
@@ -90,8 +90,10 @@ def test_ensembles_csv(experiment, finished):
     summary, _, lines = finished
     assert any("only 5 trials finished ok" in line for line in lines), lines
     table = pd.read_csv(experiment / "ensembles.csv", dtype={"members": str})
-    assert list(table.columns) == ["kind", "method", "members", "weights", "oof_accuracy", "oof_balanced_accuracy",
-                                   "oof_f1_macro", "test_accuracy", "test_balanced_accuracy", "test_f1_macro"]
+    assert list(table.columns) == ["kind", "method", "form", "members", "weights", "oof_accuracy",
+                                   "oof_balanced_accuracy", "oof_f1_macro", "test_accuracy", "test_balanced_accuracy",
+                                   "test_f1_macro"]  # whole clips: no per-group columns
+    assert set(table["form"]) == {"bag"}
     board = pd.read_csv(experiment / "leaderboard.csv", dtype={"trial_id": str})
     members = table[table["kind"] == "member"]
     assert list(members["members"]) == list(board["trial_id"])  # every ok trial, best first
@@ -119,12 +121,15 @@ def test_each_member_and_ensemble_is_scored_on_test_exactly_once(finished):
 def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finished):
     from results.ensemble import combine
     from results.predict import load_ensemble
-    from results.refit import load_split
+    from results.deploy import load_split
 
     folder = experiment / "ensemble"
     info = json.loads((folder / "ensemble.json").read_text())
     assert info["features"]["kind"] == "mfcc27" and info["features"]["source_type"] == "audio"
-    assert [m["seeds"] for m in info["members"]] == [[0, 1]] * N_TRIALS
+    # each member is its bag: 2 seeds x 2 folds of CV models
+    assert [m["seeds"] for m in info["members"]] == [[0, 0, 1, 1]] * N_TRIALS
+    assert [m["folds"] for m in info["members"]] == [[0, 1, 0, 1]] * N_TRIALS
+    assert {m["form"] for m in info["members"]} == {"bag"}
     assert all((folder / f).stat().st_size > 0 for m in info["members"] for f in m["files"])
     assert {m["model"] for m in info["members"]} == {"knn", "lstm"}
     assert set(info["methods"]) == set(METHODS)
@@ -145,6 +150,32 @@ def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finish
         weighted = list(data["methods"]).index("weighted")
         np.testing.assert_allclose(saved.predict_proba(test, "weighted"), data["ensemble_proba"][weighted],
                                    atol=1e-5)
+
+
+def test_a_bagged_member_predicts_the_mean_of_its_fold_models(experiment, finished):
+    """The deployed member is exactly its CV fold models, read from its trial's checkpoint:
+    its test probabilities are their mean."""
+    from results.deploy import load_split
+    from results.experiment import load_experiment
+    from trainables import predict_proba, split_flat_config
+    from trainables.saved import weights_from_bytes
+
+    info = json.loads((experiment / "ensemble" / "ensemble.json").read_text())
+    test = load_split(info, "test")
+    exp = load_experiment(experiment)
+    with np.load(experiment / "ensemble" / "test_predictions.npz") as data:
+        saved = dict(zip(data["member_ids"], data["member_proba"]))
+    for row in exp.ok_trials().head(2).to_dict("records"):
+        member = exp.member(row)
+        name, model_config, _ = split_flat_config(member.flat_config)
+        fold_probas = []
+        for f in member.fits:  # straight from the trial's checkpoint, not the ensemble folder
+            path = Path(member.checkpoint) / f["file"]
+            weights = weights_from_bytes(path.suffix, path.read_bytes(), model=member.model,
+                                         flat_config=member.config, seed=f["seed"], where=str(path))
+            fold_probas.append(predict_proba(name, model_config, weights, test))
+        assert len(fold_probas) == 4
+        np.testing.assert_allclose(saved[member.trial_id], np.mean(fold_probas, axis=0), atol=1e-5)
 
 
 def test_rebuild_from_the_cli_and_clear_errors(copies, tmp_path):
@@ -182,7 +213,7 @@ def test_leaderboard_loads_and_prints(experiment):
 
     board = load_leaderboard(experiment)
     assert list(board["rank"]) == list(range(1, N_TRIALS + 1))
-    assert board["objective"].is_monotonic_decreasing and board["trial_id"].map(type).eq(str).all()
+    assert board["trial_id"].map(type).eq(str).all()
     text = format_leaderboard(board, top=2)
     assert text.splitlines()[0] == f"{N_TRIALS} trials ({N_TRIALS} ok); the best 2 shown"
     assert len(text.splitlines()) == 4 and board["trial_id"].iloc[0] in text.splitlines()[2]
@@ -276,13 +307,14 @@ def test_predict_averages_the_segments_of_a_segmented_feature_set(synth_store, s
     from features import FeatureSpec, FeatureStore, extract_clip, pad_sequences
     from features.sequences import SequenceSet
     from results.predict import predict
-    from results.refit import RefitMember, save_refits
+    from results.deploy import DeployedMember, save_members
     from trainables import fit
 
     train = FeatureStore(synth_store).load("synth", "mfcc27", split="train", padded=True)
     knn = fit("knn", {"n_neighbors": 3}, train, None, seed=0, return_weights=True)
     folder = tmp_path / "exp" / "ensemble"
-    entries = save_refits([RefitMember("t1", "knn", {"n_neighbors": 3}, [0], [knn.weights])], str(folder))
+    entries = save_members([DeployedMember("t1", "knn", {"n_neighbors": 3}, "full", [0], [None], [knn.weights])],
+                           str(folder))
     spec = FeatureSpec.create("mfcc27", segment_seconds=0.5)
     (folder / "ensemble.json").write_text(json.dumps({
         "classes": train.classes, "feature_set": spec.name, "members": entries,

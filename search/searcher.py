@@ -1,0 +1,125 @@
+"""The searcher Ray Tune drives: Ray's `OptunaSearch`, told the truth about every trial.
+
+Ray's `OptunaSearch` tells Optuna ``COMPLETE`` with whatever the last result held: a
+trial that failed (objective NaN) or that a scheduler stopped after a few folds (a partial
+running mean, not comparable with a full CV score) would enter the study as if it had
+finished. `TruthfulOptunaSearch` changes only that step (`on_trial_complete`):
+
+==========================================  =================  ========================
+the trial's last result                      Optuna state       value
+==========================================  =================  ========================
+``status == "ok"`` and a finite objective    ``COMPLETE``       the CV objective
+``status == "failed"``, or a worker error    ``FAIL``           none
+anything else (a scheduler stopped it)        ``PRUNED``         its last reported value
+==========================================  =================  ========================
+
+and records on each Optuna trial the user attributes a reader of the study wants: the Ray
+trial id, the model family, the CV mean and std of the metric, the fits done, the status
+and (for a failure) the error. Sampling, the space and restoring are Ray's and Optuna's.
+
+The study lives in Optuna's `JournalStorage`, in the experiment folder's ``optuna.log``
+when that folder is on a local disk, so ``optuna-dashboard <experiment>/optuna.log`` can
+show it and `close_orphans` can settle it after the sweep: a trial the driver had asked for
+but whose Ray trial never ended (the driver was killed between the two) is marked
+``FAIL`` there, so no trial of a finished sweep is left ``RUNNING``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from ray.tune.search.optuna import OptunaSearch
+
+__all__ = ["TruthfulOptunaSearch", "optuna_state", "journal_storage", "close_orphans", "OPTUNA_LOG"]
+
+#: The Optuna journal file in the experiment folder (``optuna-dashboard`` opens it).
+OPTUNA_LOG = "optuna.log"
+
+
+def optuna_state(result: dict[str, Any] | None, *, error: bool) -> tuple[str, float | None]:
+    """(``"COMPLETE"`` | ``"FAIL"`` | ``"PRUNED"``, value) for a trial's last result (see the
+    module's table)."""
+    if error:
+        return "FAIL", None
+    result = result or {}
+    status = result.get("status")
+    objective = result.get("objective")
+    if status == "failed":
+        return "FAIL", None
+    if status == "ok" and isinstance(objective, (int, float)) and math.isfinite(objective):
+        return "COMPLETE", float(objective)
+    return "PRUNED", None
+
+
+class TruthfulOptunaSearch(OptunaSearch):
+    """`OptunaSearch` whose finished trials enter the study as ``COMPLETE``, ``FAIL`` or
+    ``PRUNED`` by what really happened (see the module's table). ``cv_metric`` names the
+    metric whose CV mean and std become user attributes; the rest goes to `OptunaSearch`."""
+
+    def __init__(self, *args: Any, cv_metric: str | None = None, **kwargs: Any) -> None:
+        self._cv_metric = cv_metric
+        super().__init__(*args, **kwargs)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        import optuna
+
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        state, value = optuna_state(result, error=error)
+        result = result or {}
+        attrs = {"ray_trial_id": trial_id, "status": result.get("status", "error" if error else "stopped"),
+                 "model": result.get("model"), "fits_done": result.get("fits_done")}
+        metric = self._cv_metric
+        if metric:
+            attrs.update(cv_mean=result.get(f"{metric}_mean"), cv_std=result.get(f"{metric}_std"))
+        if result.get("error"):
+            attrs["error"] = str(result["error"])[:500]
+        for key, v in attrs.items():
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                ot_trial.set_user_attr(key, v.item() if hasattr(v, "item") else v)
+        try:
+            self._ot_study.tell(ot_trial, value, state=getattr(optuna.trial.TrialState, state))
+        except RuntimeError as exc:
+            # GridSampler calls study.stop() after the last grid point, which Optuna allows
+            # only inside study.optimize; the state was stored before (Optuna's `_tell`
+            # stores it in a `finally`), so only that complaint is dropped
+            if "Study.stop" not in str(exc):
+                raise
+        self._completed_trials.add(trial_id)
+
+
+def journal_storage(experiment_dir: str):
+    """Optuna's journal storage at ``<experiment_dir>/optuna.log``, or ``None`` (in memory)
+    when the folder is not on a local disk."""
+    import optuna
+
+    path = experiment_dir[len("file://"):] if experiment_dir.startswith("file://") else experiment_dir
+    if "://" in path:
+        return None
+    os.makedirs(path, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(os.path.join(path, OPTUNA_LOG)))
+
+
+def close_orphans(experiment_dir: str, study_name: str) -> int:
+    """Mark ``FAIL`` every trial of the study still ``RUNNING`` once the sweep is over (an
+    Optuna trial whose Ray trial never ended); returns how many. No-op without a journal."""
+    import optuna
+
+    storage = journal_storage(experiment_dir)
+    if storage is None:
+        return 0
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # no trial was ever asked for
+        return 0
+    closed = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # FrozenTrial._trial_id: the storage's key for the trial (Optuna has no public getter)
+        storage.set_trial_user_attr(trial._trial_id, "status", "orphaned")
+        storage.set_trial_user_attr(trial._trial_id, "error", "its Ray trial never finished (driver stopped)")
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        closed += 1
+    return closed
