@@ -5,10 +5,11 @@
 
 Each dataset is imported through seqsweep's own `.ts` importer with the archive's
 TRAIN/TEST split, swept (Optuna through Ray Tune, every trial scored by repeated-seed
-cross-validation on TRAIN only), ensembled from the top trials, refit on TRAIN and scored
-once on TEST. Printed: the budget (trials, CV, minutes), the test accuracy of the best
-single member (rank 1 by cross-validation, chosen without looking at TEST) and of each
-ensemble, beside the published figures the issue names.
+cross-validation on TRAIN only), ensembled from the top trials (each member deployed as its
+bag of CV fold models) and scored once on TEST. Printed: the budget (trials, CV, minutes),
+the out-of-fold and test accuracy of the best single member (rank 1 by cross-validation,
+chosen without looking at TEST) and of each ensemble, which ensemble the out-of-fold
+figures chose, and the published figures.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def spec_for(name: str, store: Path, runs: Path, trials: int, folds: int, seeds:
         },
         "resources": {"cpus": 1},
         "storage": str(runs),
-        "ensemble": {"top_k": 5, "methods": ["soft", "max", "vote", "weighted"], "refit_seeds": 5},
+        "ensemble": {"top_k": 5, "methods": ["soft", "max", "vote", "weighted"], "refit": "bag"},
     }
 
 
@@ -63,21 +64,23 @@ def run(name: str, work: Path, trials: int, folds: int, seeds: int) -> None:
     spec = SweepSpec.from_dict(spec_for(name, work / "store", work / "runs", trials, folds, seeds))
     started = time.perf_counter()
     outcome = run_sweep(spec, verbose=0, echo=print)
-    finish_sweep(outcome.experiment_dir, echo=lambda *_: None)
+    summary = finish_sweep(outcome.experiment_dir, echo=lambda *_: None)
     minutes = (time.perf_counter() - started) / 60
 
     table = pd.read_csv(Path(outcome.experiment_dir) / "ensembles.csv", dtype={"members": str})
     board = pd.read_csv(Path(outcome.experiment_dir) / "leaderboard.csv", dtype={"trial_id": str})
     best_id = board.loc[board["status"] == "ok"].iloc[0]
     best = table[(table["kind"] == "member") & (table["members"] == best_id["trial_id"])].iloc[0]
+    n_test = summary.n_test
     print(f"\n{name}: {len(board)} trials, {folds}-fold CV x {seeds} seeds on TRAIN, "
-          f"top {spec.ensemble.top_k} ensembled, refit with {spec.ensemble.refit_seeds} seeds; "
+          f"top {spec.ensemble.top_k} ensembled as bags of fold models; TEST has {n_test} series; "
           f"{minutes:.1f} minutes on this machine")
-    print(f"  {'':34}{'CV accuracy':>12}{'TEST accuracy':>15}")
-    print(f"  {'best member (' + best_id['model'] + ', rank 1 by CV)':34}"
-          f"{best_id['accuracy_mean']:>12.3f}{best['test_accuracy']:>15.3f}")
+    print(f"  {'':34}{'CV mean':>9}{'OOF accuracy':>14}{'TEST accuracy':>15}")
+    print(f"  {'best member (' + best_id['model'] + ', rank 1 by CV)':34}{best_id['accuracy_mean']:>9.3f}"
+          f"{best['oof_accuracy']:>14.3f}{best['test_accuracy']:>15.3f}")
     for row in table[table["kind"] == "ensemble"].itertuples():
-        print(f"  {'ensemble ' + row.method:34}{row.oof_accuracy:>12.3f}{row.test_accuracy:>15.3f}")
+        chosen = "  <- chosen by OOF" if row.method == summary.best_ensemble else ""
+        print(f"  {'ensemble ' + row.method:34}{'':>9}{row.oof_accuracy:>14.3f}{row.test_accuracy:>15.3f}{chosen}")
     for method, acc in PUBLISHED.get(name, {}).items():
         print(f"  {'published ' + method:34}{'':>12}{acc:>15.3f}")
 

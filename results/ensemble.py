@@ -13,9 +13,10 @@ so the ensemble's class is ``argmax`` of its row, like a single model's.
   members' out-of-fold probabilities; its weights go to `soft_vote`.
 * `fit_logloss_weights`: non-negative weights summing to 1 that minimise the out-of-fold
   log-loss of the weighted mean (softmax-parameterised, L-BFGS).
-* `cross_fit`: a weighted method's honest out-of-fold probabilities: its weights fitted on
-  k-1 parts of the rows and applied to the held-out part, for every part in turn, so its
-  out-of-fold figure is comparable with the unfitted methods'.
+* `cross_fit`: an ensemble's honest out-of-fold probabilities: its choices (which of the
+  sweep's trials are members, and the weighted methods' weights) made on k-1 parts of the
+  rows and applied to the held-out part, for every part in turn.
+* `top_k_weights`: the choice of members: equal weights on the k best candidates.
 * `per_group`: rows -> one row per group (the mean probability of its clips), for the
   per-file figures of segmented feature sets.
 
@@ -42,6 +43,7 @@ __all__ = [
     "combine",
     "cross_fit",
     "per_group",
+    "top_k_weights",
     "fit_logloss_weights",
     "greedy_selection",
     "hard_vote",
@@ -243,26 +245,41 @@ def combine(method: str, probas: np.ndarray, *, weights: np.ndarray | Sequence[f
     raise ConfigError("method", f"must be one of {list(METHODS)}", method)
 
 
+def top_k_weights(probas: np.ndarray, y: np.ndarray, *, k: int, metric: str) -> np.ndarray:
+    """Equal weights on the ``k`` members whose probabilities score best on these rows (ties
+    to the lower index), zero elsewhere [shape=(M, N, C)] -> [shape=(M,)]."""
+    arr = _stack(probas)
+    scores = np.array([score(y, arr[m], metric) for m in range(arr.shape[0])])
+    chosen = np.argsort(-scores, kind="stable")[: max(1, min(k, arr.shape[0]))]
+    weights = np.zeros(arr.shape[0])
+    weights[chosen] = 1.0 / len(chosen)
+    return weights
+
+
 def cross_fit(
-    fit_weights: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    choose: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    method: str,
     oof_probas: np.ndarray,
     y: np.ndarray,
     parts: Sequence[tuple[np.ndarray, np.ndarray]],
 ) -> np.ndarray:
-    """Out-of-fold probabilities of a weighted soft vote whose weights never saw the rows
-    they score [shape=(M, N, C)] -> [shape=(N, C)].
+    """Out-of-fold probabilities of an ensemble whose choices never saw the rows they score
+    [shape=(M, N, C)] -> [shape=(N, C)].
 
-    For each ``(fit_rows, held_rows)`` in ``parts`` (a partition of the N rows into held
-    parts), ``fit_weights(oof_probas[:, fit_rows], y[fit_rows])`` gives the weights that
-    combine the ``held_rows``. The deployed weights are fitted on every row; this estimate
-    is of that procedure, as a CV estimate is of a refit.
+    For each ``(fit_rows, held_rows)`` in ``parts`` (a partition of the N rows),
+    ``choose(oof_probas[:, fit_rows], y[fit_rows])`` returns weights over the M candidates
+    (zero = not a member: the members' choice and, for the weighted methods, their
+    weights), and ``method`` combines the chosen candidates on the ``held_rows``. The
+    deployed ensemble makes the same choices on every row; this estimate is of that
+    procedure, as a CV estimate is of a refit.
     """
     arr = _stack(oof_probas, "oof_probas")
     y = np.asarray(y, dtype=np.int64)
     out = np.full(arr.shape[1:], np.nan)
     for fit_rows, held_rows in parts:
-        weights = fit_weights(arr[:, fit_rows], y[fit_rows])
-        out[held_rows] = soft_vote(arr[:, held_rows], weights=weights)
+        weights = np.asarray(choose(arr[:, fit_rows], y[fit_rows]), dtype=np.float64)
+        keep = weights > 0
+        out[held_rows] = combine(method, arr[keep][:, held_rows], weights=weights[keep])
     if np.isnan(out).any():
         raise InputError("parts", "must hold every row out exactly once", f"{int(np.isnan(out[:, 0]).sum())} rows never held out")
     return out

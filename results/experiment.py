@@ -138,8 +138,9 @@ class Experiment:
                       classes=classes, fits=fits.get("fits", []), histories=fits.get("histories", []),
                       checkpoint=ckpt, groups=groups)
 
-    def top_members(self, top_k: int, *, echo=None) -> list[Member]:
-        """The ``top_k`` best ok trials (fewer if the sweep has fewer; ``echo`` says so).
+    def top_members(self, top_k: int | None, *, echo=None) -> list[Member]:
+        """The ``top_k`` best ok trials (every one with ``None``; fewer if the sweep has
+        fewer, and ``echo`` says so).
 
         Raises `StoreError` when no trial finished ok, or the members' out-of-fold rows
         disagree (different clips or classes: not the same sweep's data).
@@ -148,9 +149,9 @@ class Experiment:
         if ok.empty:
             raise StoreError(os.path.join(self.path, LEADERBOARD), "ensembles need at least one trial with "
                              "status ok", f"{len(self.board)} trials, none ok")
-        if len(ok) < top_k and echo is not None:
+        if top_k is not None and len(ok) < top_k and echo is not None:
             echo(f"top_k is {top_k} but only {len(ok)} trials finished ok: using those {len(ok)}")
-        members = [self.member(row) for _, row in ok.head(top_k).iterrows()]
+        members = [self.member(row) for _, row in (ok if top_k is None else ok.head(top_k)).iterrows()]
         first = members[0]
         for other in members[1:]:
             if list(other.clip_ids) != list(first.clip_ids) or other.classes != first.classes:

@@ -6,10 +6,11 @@ of CV fold models, or refit), one test scoring, the saved ensemble, and the repo
 
 1. the ``top_k`` best trials with status ``ok`` (fewer if fewer finished; it says so);
 2. each ensemble method is built on the members' out-of-fold probabilities (each member's
-   averaged over its CV seeds: the out-of-fold estimate of its bag of fold models) and gets
-   its out-of-fold estimate (``oof_*``) from them; the weighted methods' weights are
-   cross-fitted (`results.ensemble.cross_fit`): fitted on k-1 parts of the train rows,
-   scored on the held-out part, so every method's ``oof_*`` is honest and comparable;
+   averaged over its CV seeds: the out-of-fold estimate of its bag of fold models); its
+   out-of-fold estimate (``oof_*``) is cross-fitted (`results.ensemble.cross_fit`): on each
+   part of the train rows, the members (top-k of every finished trial) and the weighted
+   methods' weights are chosen on the other parts, so no ``oof_*`` of an ensemble is scored
+   on the rows that made its choices;
 3. the best ensemble is chosen on those out-of-fold figures (per group for segmented
    feature sets), never on test;
 4. every member is deployed (``ensemble.refit``: ``bag``, its CV fold models; or ``full``,
@@ -51,6 +52,7 @@ from results.ensemble import (
     greedy_selection,
     per_group,
     score,
+    top_k_weights,
 )
 from results.experiment import Experiment, Member, load_experiment
 from search.io import write_bytes_atomic
@@ -109,9 +111,10 @@ def weight_parts(members: Sequence[Member], *, folds: int, seed: int) -> list[tu
 
 
 def build_ensembles(
-    members: Sequence[Member],
+    pool: Sequence[Member],
     methods: Sequence[str],
     *,
+    top_k: int,
     metric: str,
     parts: Sequence[tuple[np.ndarray, np.ndarray]],
     fit_weights: bool = False,
@@ -119,33 +122,44 @@ def build_ensembles(
 ) -> list[EnsembleDef]:
     """Each method's members, weights and out-of-fold probabilities.
 
-    ``soft``, ``max`` and ``vote`` use every member with equal weight (nothing fitted);
-    ``weighted`` keeps the members `greedy_selection` picked (weights = times picked /
-    ensemble size); ``weighted_logloss`` (added when ``fit_weights``) uses
-    `fit_logloss_weights`. The weighted methods' deployed weights are fitted on every row
-    and their out-of-fold probabilities are cross-fitted over ``parts``.
+    ``pool`` holds every finished trial, best CV rank first; the deployed ensembles use its
+    first ``top_k``. ``soft``, ``max`` and ``vote`` weigh them equally; ``weighted`` keeps
+    the ones `greedy_selection` picked (weights = times picked / ensemble size);
+    ``weighted_logloss`` (added when ``fit_weights``) uses `fit_logloss_weights`.
+
+    The out-of-fold probabilities are cross-fitted over ``parts`` (`cross_fit`): on each
+    part, the top ``top_k`` trials are chosen by their ``metric`` on the other parts' rows
+    (an approximation of the CV ranking, which uses every row) and the weights are fitted
+    there too, so no ensemble's estimate is scored on the rows that chose its members.
     """
-    ids = [m.trial_id for m in members]
-    oof = np.stack([average_seeds(m.oof) for m in members])  # (M, N, C)
-    y = members[0].y
+    pool_oof = np.stack([average_seeds(m.oof) for m in pool])  # (M_pool, N, C)
+    y = pool[0].y
+    k = min(top_k, len(pool))
+    ids = [m.trial_id for m in pool[:k]]
     fitters: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
         "weighted": lambda p, t: greedy_selection(p, t, metric, max_size=max_size),
         "weighted_logloss": lambda p, t: fit_logloss_weights(p, t),
     }
+
+    def choose(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        def weights(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+            chosen = top_k_weights(p, t, k=k, metric=metric)
+            if method in fitters:
+                inside = chosen > 0
+                chosen[inside] = fitters[method](p[inside], t)
+            return chosen
+        return weights
+
     todo = list(methods) + (["weighted_logloss"] if fit_weights and "weighted_logloss" not in methods else [])
     out = []
     for method in todo:
-        if method in ("soft", "max", "vote"):
-            weights = np.full(len(ids), 1.0 / len(ids))
-            proba = combine(method, oof)
-        elif method in fitters:
-            weights = fitters[method](oof, y)
-            proba = cross_fit(fitters[method], oof, y, parts)
-        else:
+        if method not in ("soft", "max", "vote") and method not in fitters:
             raise ConfigError("methods", f"must be among {list(METHODS)}", method)
-        keep = weights > 0 if method in fitters else np.ones(len(ids), dtype=bool)
-        kept = weights[keep] / weights[keep].sum()
-        out.append(EnsembleDef(method, [t for t, k in zip(ids, keep) if k], [float(w) for w in kept], proba))
+        weights = fitters[method](pool_oof[:k], y) if method in fitters else np.full(k, 1.0 / k)
+        keep = weights > 0
+        proba = cross_fit(choose(method), method, pool_oof, y, parts)
+        out.append(EnsembleDef(method, [t for t, kept in zip(ids, keep) if kept],
+                               [float(w) for w in weights[keep] / weights[keep].sum()], proba))
     return out
 
 
@@ -164,6 +178,28 @@ class FinishSummary:
     report: str | None
     unit: str = "clip"
     n_test: int = 0
+    metric: str = "balanced_accuracy"
+
+    def headline(self, row: pd.Series) -> tuple[float, float]:
+        """(out-of-fold, test) accuracy of one ``ensembles.csv`` row in the headline unit."""
+        unit = "group_" if self.unit == "group" else ""
+        return float(row[f"oof_{unit}accuracy"]), float(row[f"test_{unit}accuracy"])
+
+    def agreement(self) -> str:
+        """The chosen ensemble's out-of-fold and test accuracy, with the 95% interval (Wilson)
+        that a test split of this size gives around the test figure."""
+        from scipy.stats import binomtest
+
+        ensembles = self.table[self.table["method"] == self.best_ensemble]
+        if ensembles.empty or self.n_test == 0:
+            return ""
+        oof, test = self.headline(ensembles.iloc[0])
+        interval = binomtest(round(test * self.n_test), self.n_test).proportion_ci(method="wilson")
+        where = "inside it" if interval.low <= oof <= interval.high else (
+            "above it" if oof > interval.high else "below it")
+        return (f"{self.best_ensemble}: out-of-fold accuracy {oof:.3f}, test {test:.3f}; with {self.n_test} test "
+                f"{'files' if self.unit == 'group' else 'clips'} the test figure's 95% interval is "
+                f"{interval.low:.3f}-{interval.high:.3f} (Wilson); the out-of-fold figure lies {where}")
 
     def __str__(self) -> str:
         shown = self.table.copy()
@@ -176,6 +212,8 @@ class FinishSummary:
                 f"({self.n_test} {unit})\n"
                 f"best member (by CV rank): trial {self.best_member}; best ensemble (by out-of-fold "
                 f"estimate): {self.best_ensemble}")
+        if self.agreement():
+            text += f"\n{self.agreement()}"
         if self.report:
             text += f"\nreport: {self.report}"
         return text
@@ -303,9 +341,12 @@ def finish_sweep(
     cv = exp.spec.get("cv") or {}
     base = int((exp.spec.get("search") or {}).get("seed", 0))
 
-    members = exp.top_members(top_k, echo=echo)
-    defs = build_ensembles(members, chosen, metric=exp.metric, fit_weights=fit_weights,
-                           parts=weight_parts(members, folds=int(cv.get("folds", 5)), seed=base))
+    pool = exp.top_members(None)  # every finished trial: the cross-fitted estimates choose among them
+    if len(pool) < top_k:
+        echo(f"top_k is {top_k} but only {len(pool)} trials finished ok: using those {len(pool)}")
+    members = pool[:top_k]
+    defs = build_ensembles(pool, chosen, top_k=top_k, metric=exp.metric, fit_weights=fit_weights,
+                           parts=weight_parts(pool, folds=int(cv.get("folds", 5)), seed=base))
     groups = members[0].groups if _segmented(members) else None
     if form == "bag":
         echo(f"deploying {len(members)} members as their bags of CV fold models")
