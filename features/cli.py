@@ -34,18 +34,30 @@ def features() -> None:
 @features.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--classes", default=4, show_default=True, help="Number of classes (genres).")
-@click.option("--clips", default=10, show_default=True, help="Clips per class.")
+@click.option("--clips", default=10, show_default=True, help="Clips (with --tokens: sequences) per class.")
 @click.option("--seconds", default=3.0, show_default=True, help="Length of each clip.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed writes the same files.")
-def synth(out_dir: Path, classes: int, clips: int, seconds: float, seed: int) -> None:
-    """Write synthetic genre-like WAV clips in the GTZAN layout (OUT_DIR/<class>/<class>.00000.wav).
+@click.option("--tokens", is_flag=True,
+              help="Write token sequences instead of audio: OUT_DIR/chords.pkl, Markov chains over chord "
+                   "ids, -1 padded, in the pickle format `features import` reads.")
+@click.option("--vocab", default=24, show_default=True, help="With --tokens: distinct chord ids.")
+def synth(out_dir: Path, classes: int, clips: int, seconds: float, seed: int, tokens: bool, vocab: int) -> None:
+    """Write synthetic genre-like WAV clips in the GTZAN layout (OUT_DIR/<class>/<class>.00000.wav),
+    or with --tokens synthetic chord sequences (OUT_DIR/chords.pkl).
 
-    Classes differ in tempo, timbre, chord colour and noise, with enough spread
-    that no single summary feature separates them.
+    Audio classes differ in tempo, timbre, chord colour and noise, with enough spread
+    that no single summary feature separates them. Token classes differ mostly in which
+    chord follows which (their transition matrices), a little in how often each occurs.
     """
     from features.synth import write_dataset
+    from features.synth_tokens import write_token_dataset
 
     try:
+        if tokens:
+            path = write_token_dataset(out_dir, classes=classes, sequences=clips, vocab=vocab, seed=seed)
+            click.echo(f"wrote {classes * clips} token sequences ({classes} classes x {clips}, "
+                       f"{vocab} chord ids) to {path}")
+            return
         paths = write_dataset(out_dir, classes=classes, clips=clips, seconds=seconds, seed=seed)
     except SeqsweepError as exc:
         _fail(exc)
@@ -101,17 +113,31 @@ def extract(source: Path, store: str, dataset: str, kind: str, beat_sync: bool, 
 @click.option("--test-size", default=0.2, show_default=True,
               help="Held-out fraction for sources that do not name their own split.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the test split.")
+@click.option("--tokens/--no-tokens", default=None,
+              help="Store the values as token ids (words such as chord ids, embedded by the models) or as "
+                   "numbers. Default: tokens when every sequence holds one whole number per step.")
+@click.option("--group-column", default=None,
+              help="CSV: the column of groups that must not straddle folds or the test split (default: the "
+                   "track of a GTZAN-style filename column, e.g. blues.00000 for blues.00000.3.wav).")
+@click.option("--groups", "groups", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Pickle / .ts: a text file with one group per line, one line per item in the file's order "
+                   "(e.g. the work each chord window was cut from). Repeat it once per source file.")
 def import_(files: tuple[Path, ...], store: str, dataset: str, fmt: str | None, feature_set: str,
-            test_size: float, seed: int) -> None:
+            test_size: float, seed: int, tokens: bool | None, group_column: str | None,
+            groups: tuple[Path, ...]) -> None:
     """Import sequences that are not audio: pickled (sequence, label) pairs (read with a
     restricted unpickler that refuses anything but plain data), UCR/UEA .ts files (their
     TRAIN/TEST split kept), or tabular feature CSVs (one row = a sequence of one frame).
+
+    Sequences of whole numbers, one per step (chord ids), become a token feature set: the
+    values seen in the train split get dense ids (0 = unknown) and the models embed them.
     """
     from features.runner import import_files
 
     try:
         summary = import_files(files, store=store, dataset=dataset, format=fmt, feature_set=feature_set,
-                               test_size=test_size, seed=seed)
+                               test_size=test_size, seed=seed, tokens=tokens, group_column=group_column,
+                               groups=list(groups) or None)
     except SeqsweepError as exc:
         _fail(exc)
     click.echo(str(summary))
@@ -139,7 +165,18 @@ def info(store: str, dataset: str | None) -> None:
             m = fs.manifest(name, fset)
             click.echo(f"{name}/{fset}  D={m['dim']}  clips={m['n_clips']}  frames={m['n_frames']}  "
                        f"errors={m['n_errors']}  updated={m['updated']}")
+            if "tokens" in m:
+                click.echo(_token_line(m["tokens"]))
             click.echo(_class_table(m))
+
+
+def _token_line(entry: dict, *, shown: int = 8) -> str:
+    """``tokens: vocab_size=V (unknown id 0); id -> value 1->144 2->150 ...``."""
+    table = entry.get("id_to_value", [])
+    pairs = " ".join(f"{i}->{v}" for i, v in enumerate(table) if v is not None and i <= shown)
+    more = f" ... ({len(table) - 1} values)" if len(table) - 1 > shown else ""
+    return (f"  tokens: vocab_size={entry.get('vocab_size')} (unknown id {entry.get('unknown_id')}); "
+            f"id -> value {pairs}{more}")
 
 
 def _class_table(manifest: dict) -> str:

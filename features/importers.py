@@ -17,6 +17,13 @@ Ids: a record's ``clip_id`` is ``"<file name>#<index>"`` where the index counts 
 file's items (pairs, data lines, rows) from 0, bad ones included, so an id never moves
 when a neighbour is fixed or dropped. An item's error names ``"<path>#<index>"``.
 
+Groups: what must never straddle two folds or the train/test split. By default each
+record is its own group. A pickle or ``.ts`` source takes a `GroupFile` (one group per
+line, one line per item in the file's order: the work that chord windows were cut
+from); a CSV takes a ``group_column``, and without one a GTZAN-style ``filename`` column
+(``blues.00000.3.wav``, segment 3 of track ``blues.00000``) gives the track as group
+(`track_of`).
+
 Split: a file whose name (stem, lower-cased) is ``train`` / ``test`` or ends with
 ``<sep>train`` / ``<sep>test`` (``sep`` one of ``_ - . space``: ``chords_test.pkl``,
 ``JapaneseVowels_TRAIN.ts``) gives its records that split; otherwise split is None
@@ -40,14 +47,17 @@ from features.safe_pickle import load_plain_pickle
 
 __all__ = [
     "FORMATS",
+    "GroupFile",
     "ImportResult",
     "ItemError",
     "Record",
+    "format_of",
     "read_pickle",
     "read_source",
     "read_table",
     "read_ts",
     "split_from_name",
+    "track_of",
 ]
 
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -130,6 +140,49 @@ class ImportResult:
         return int(self.records[0].frames.shape[1]) if self.records else None
 
 
+@dataclass(frozen=True)
+class GroupFile:
+    """The groups of one pickle or ``.ts`` source's items, read from a text file.
+
+    One group per line, one line per item of the source, in the source's order (bad items
+    included, as item indices count them); surrounding spaces are dropped and a final
+    newline is optional. Chord windows cut from one work share that work's line.
+
+    Attributes
+    ----------
+    path : the groups file, as named in errors.
+    groups : its groups, one per line.
+    """
+
+    path: str
+    groups: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> GroupFile:
+        """Read ``path``; `InputError` for a missing file or an empty line (naming the line)."""
+        path = Path(path)
+        _check_file(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(str(path), "a groups file must be readable UTF-8 text",
+                             f"{type(exc).__name__}: {exc}") from exc
+        lines = text.splitlines()
+        groups = tuple(line.strip() for line in lines)
+        for n, group in enumerate(groups, start=1):
+            if not group:
+                raise InputError(f"{path}:{n}", "every line of a groups file must name a group "
+                                 "(one group per item, in the source's order)", "an empty line")
+        return cls(str(path), groups)
+
+    def for_items(self, n_items: int, *, source: str | os.PathLike[str]) -> tuple[str, ...]:
+        """The groups, checked to be one per item of ``source`` (``n_items`` of them)."""
+        if len(self.groups) != n_items:
+            raise InputError(self.path, f"a groups file needs one line per item of {source} "
+                             f"({n_items} items, in the file's order)", f"{len(self.groups)} lines")
+        return self.groups
+
+
 # ---- helpers --------------------------------------------------------------------------
 
 _SPLIT_RE = re.compile(r"(?:^|[_\-. ])(train|test)$")
@@ -144,6 +197,19 @@ def split_from_name(name: str) -> str | None:
     True
     """
     m = _SPLIT_RE.search(name.lower())
+    return m.group(1) if m else None
+
+
+_TRACK_RE = re.compile(r"^(.+\.\d+)\.\d+\.[A-Za-z0-9]+$")
+
+
+def track_of(filename: str) -> str | None:
+    """The track a GTZAN-style segment file name belongs to, or None if it names no segment.
+
+    >>> track_of("blues.00000.3.wav"), track_of("blues.00000.wav")
+    ('blues.00000', None)
+    """
+    m = _TRACK_RE.match(filename.strip())
     return m.group(1) if m else None
 
 
@@ -292,7 +358,8 @@ def _parallel(xs: object, ys: object, where: str) -> list[object]:
     return list(zip(xs, ys, strict=True))  # type: ignore[call-overload]
 
 
-def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1) -> ImportResult:
+def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1,
+                groups: GroupFile | None = None) -> ImportResult:
     """Read pickled ``(sequence, label)`` pairs, stripping the padding at both ends.
 
     Accepted layouts: a list of ``(sequence, label)`` pairs (the usual one, e.g.
@@ -307,13 +374,14 @@ def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1) -
     path : the pickle file.
     pad_value : the padding marker. Leading and trailing frames made only of it are
         dropped (padding inside a sequence is kept). None keeps everything.
+    groups : one group per pair, in the file's order; None makes each pair its own group.
 
     Returns
     -------
     `ImportResult`: one `Record` per good pair, ``frames`` ``float32[T, D]``: a 1-D
     sequence of length T becomes ``(T, 1)``, a 2-D one ``(T, D)`` is kept as is.
-    ``clip_id == group == "<file name>#<i>"``; labels (int or str) are stored as str;
-    split from the file name (see the module doc).
+    ``clip_id == "<file name>#<i>"``, ``group`` from ``groups`` or the clip id; labels
+    (int or str) are stored as str; split from the file name (see the module doc).
 
     Per-item errors (the item is skipped, the others kept): an item that is not a
     pair, a sequence that is not numeric or not 1-D/2-D, one that is all padding,
@@ -323,7 +391,7 @@ def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1) -
     Raises
     ------
     InputError : the file is missing, not a plain-data pickle, not one of the layouts
-        above, or holds no pairs.
+        above, or holds no pairs; ``groups`` has not one line per pair.
     """
     path = Path(path)
     _check_file(path)
@@ -332,6 +400,7 @@ def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1) -
     if not items:
         raise InputError(str(path), "a sequence pickle must hold at least one (sequence, label) pair",
                          "an empty container")
+    item_groups = groups.for_items(len(items), source=path) if groups is not None else None
     split = split_from_name(path.stem)
     records: list[Record] = []
     errors: list[ItemError] = []
@@ -339,8 +408,9 @@ def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1) -
     for i, item in enumerate(items):
         where = f"{path}#{i}"
         try:
-            rec = _pickle_record(item, where, clip_id=f"{path.name}#{i}", split=split,
-                                 pad_value=pad_value)
+            clip_id = f"{path.name}#{i}"
+            rec = _pickle_record(item, where, clip_id=clip_id, split=split, pad_value=pad_value,
+                                 group=item_groups[i] if item_groups is not None else clip_id)
             dim = _dim_check(rec.frames, dim, where)
         except InputError as exc:
             errors.append(ItemError.from_exception(exc, path=where, stage="pickle"))
@@ -349,7 +419,7 @@ def read_pickle(path: str | os.PathLike[str], *, pad_value: float | None = -1) -
     return ImportResult(records=records, errors=errors)
 
 
-def _pickle_record(item: object, where: str, *, clip_id: str, split: str | None,
+def _pickle_record(item: object, where: str, *, clip_id: str, group: str, split: str | None,
                    pad_value: float | None) -> Record:
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         shown = f"{type(item).__name__} of length {len(item)}" if isinstance(item, (tuple, list)) \
@@ -369,7 +439,7 @@ def _pickle_record(item: object, where: str, *, clip_id: str, split: str | None,
         raise InputError(where, "a sequence must hold something besides padding",
                          f"{arr.shape[0]} frames, all {pad_value}")
     frames = _finish_frames(stripped, where)
-    return Record(clip_id=clip_id, group=clip_id, label=label_s, split=split, frames=frames)
+    return Record(clip_id=clip_id, group=group, label=label_s, split=split, frames=frames)
 
 
 # ---- UCR/UEA .ts ----------------------------------------------------------------------
@@ -520,7 +590,7 @@ def _is_float(tok: str) -> bool:
     return True
 
 
-def read_ts(path: str | os.PathLike[str]) -> ImportResult:
+def read_ts(path: str | os.PathLike[str], *, groups: GroupFile | None = None) -> ImportResult:
     """Read a UCR/UEA ``.ts`` classification file (univariate or multivariate).
 
     A small hand-written parser, so seqsweep does not need aeon or sktime (both have
@@ -543,13 +613,16 @@ def read_ts(path: str | os.PathLike[str]) -> ImportResult:
     Parameters
     ----------
     path : the ``.ts`` file.
+    groups : one group per data line, in the file's order; None makes each case its own
+        group.
 
     Returns
     -------
     `ImportResult`: one `Record` per good data line, ``frames`` ``float32[T, D]`` with
     D the number of channels and T that case's length (cases may differ in length).
-    ``clip_id == group == "<file name>#<i>"`` (i counts data lines from 0); split from
-    a ``_TRAIN`` / ``_TEST`` suffix of the file name, else None.
+    ``clip_id == "<file name>#<i>"`` (i counts data lines from 0), ``group`` from
+    ``groups`` or the clip id; split from a ``_TRAIN`` / ``_TEST`` suffix of the file
+    name, else None.
 
     Per-item errors name ``"<path>#<i> (line N)"``: a label outside ``@classLabel``,
     a value that is not a number, channels of different lengths in one case, a channel
@@ -558,7 +631,8 @@ def read_ts(path: str | os.PathLike[str]) -> ImportResult:
 
     Raises
     ------
-    InputError : the file is missing or unreadable, or its header is malformed.
+    InputError : the file is missing or unreadable, or its header is malformed; ``groups``
+        has not one line per data line.
     """
     path = Path(path)
     _check_file(path)
@@ -579,9 +653,11 @@ def read_ts(path: str | os.PathLike[str]) -> ImportResult:
                              f"@dimensions {n_channels}")
         n_channels = 1
     split = split_from_name(path.stem)
+    cases = list(numbered)  # the generator resumes after @data
+    case_groups = groups.for_items(len(cases), source=path) if groups is not None else None
     records: list[Record] = []
     errors: list[ItemError] = []
-    for i, (lineno, line) in enumerate(numbered):  # the generator resumes after @data
+    for i, (lineno, line) in enumerate(cases):
         where = f"{path}#{i} (line {lineno})"
         try:
             values, label = _ts_case(line, where, head, n_channels)
@@ -592,7 +668,8 @@ def read_ts(path: str | os.PathLike[str]) -> ImportResult:
         if n_channels is None:
             n_channels = frames.shape[1]
         clip_id = f"{path.name}#{i}"
-        records.append(Record(clip_id=clip_id, group=clip_id, label=label, split=split,
+        group = case_groups[i] if case_groups is not None else clip_id
+        records.append(Record(clip_id=clip_id, group=group, label=label, split=split,
                               frames=frames))
     return ImportResult(records=records, errors=errors)
 
@@ -622,8 +699,10 @@ def read_table(
     label_column : the class column (values read as strings).
     id_column : the clip-id column; None uses ``filename`` when present, else
         ``"<file name>#<row>"`` (row counted from 0, header excluded).
-    group_column : the column of groups that must not straddle folds (GTZAN's
-        3-second table: the track); None makes each clip its own group.
+    group_column : the column of groups that must not straddle folds; None: when a
+        ``filename`` column names GTZAN-style segments (``blues.00000.3.wav``), a row's
+        group is its track (``blues.00000``, `track_of`), and any other row (or every
+        row, without such a column) is its own group.
     split_column : the column holding ``train`` / ``test`` (case-blind; empty = None),
         used when present; without it the split comes from the file name.
     drop_columns : columns that are neither features nor the above (ignored when absent).
@@ -690,6 +769,8 @@ def read_table(
     labels = df[label_column].tolist()
     ids = df[id_column].tolist() if id_column is not None else None
     groups = df[group_column].tolist() if group_column is not None else None
+    tracks = ([track_of(v) for v in df["filename"].tolist()]
+              if group_column is None and "filename" in columns else None)
     splits = df[split_column].tolist() if use_split else None
     for row in range(len(df)):
         where = f"{where_file}#{row}"
@@ -701,6 +782,8 @@ def read_table(
                 raise InputError(where, "clip ids must be unique", repr(clip_id))
             label = _label_str(labels[row], f"{where} [{label_column}]")
             group = clip_id
+            if tracks is not None and tracks[row] is not None:
+                group = tracks[row]
             if groups is not None:
                 group = groups[row].strip()
                 if not group:
@@ -771,6 +854,23 @@ _READERS: dict[str, Callable[..., ImportResult]] = {
 }
 
 
+def format_of(path: str | os.PathLike[str], *, format: str | None = None) -> str:
+    """The reader's format name for ``path``: ``format`` checked, or from the extension.
+
+    Raises `ConfigError` for an unknown ``format`` or extension (listing the formats).
+    """
+    known = ", ".join(f"{name} ({' '.join(exts)})" for name, exts in FORMATS.items())
+    if format is None:
+        ext = Path(path).suffix.lower()
+        format = next((name for name, exts in FORMATS.items() if ext in exts), None)
+        if format is None:
+            raise ConfigError(f"{path}", f"the file extension must name a format: {known}; "
+                              "or pass format=", ext or "no extension")
+    if format not in _READERS:
+        raise ConfigError("format", f"must be one of {known}", repr(format))
+    return format
+
+
 def read_source(path: str | os.PathLike[str], *, format: str | None = None,
                 **kw: Any) -> ImportResult:
     """Read any non-audio source with the reader its ``format`` or extension names.
@@ -789,16 +889,8 @@ def read_source(path: str | os.PathLike[str], *, format: str | None = None,
     InputError : as the chosen reader.
     """
     path = Path(path)
-    known = ", ".join(f"{name} ({' '.join(exts)})" for name, exts in FORMATS.items())
-    if format is None:
-        ext = path.suffix.lower()
-        format = next((name for name, exts in FORMATS.items() if ext in exts), None)
-        if format is None:
-            raise ConfigError(f"{path}", f"the file extension must name a format: {known}; "
-                              "or pass format=", ext or "no extension")
-    reader = _READERS.get(format)
-    if reader is None:
-        raise ConfigError("format", f"must be one of {known}", repr(format))
+    format = format_of(path, format=format)
+    reader = _READERS[format]
     try:
         return reader(path, **kw)
     except TypeError as exc:

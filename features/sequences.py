@@ -4,6 +4,10 @@ A `SequenceSet` holds N labelled sequences of frames, each of shape ``(T_i, D)``
 either *ragged* (``x`` is a list of float32 arrays) or *padded* (``x`` is one float32
 array of shape ``(N, T_max, D)``, zero after each sequence's end, with ``lengths``).
 The loader in `features.store` makes them; `trainables` and `search` only read them.
+
+A *token* set (``vocab_size`` not None, see `features.tokens`) holds one integer id per
+step (D = 1) in ``[0, vocab_size)``, id 0 meaning "unknown"; models embed the ids instead
+of reading them as numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class SequenceSet:
     groups : ``str[N]``: clips sharing a group never straddle two folds.
     clip_ids : ``str[N]``: stable ids from the store.
     lengths : ``int64[N]``: sequence lengths T_i (always set).
+    vocab_size : for a token set, the number of ids (the unknown id 0 included; values
+        are whole numbers in ``[0, vocab_size)``, D = 1); None for real-valued frames.
+        Kept by `subset`, `to_padded` and `to_ragged`.
     """
 
     x: list[np.ndarray] | np.ndarray
@@ -53,6 +60,7 @@ class SequenceSet:
     groups: np.ndarray
     clip_ids: np.ndarray
     lengths: np.ndarray = field(default=None)  # type: ignore[assignment]
+    vocab_size: int | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
@@ -63,6 +71,14 @@ class SequenceSet:
                 raise InputError("SequenceSet.lengths", "a padded set needs its lengths", None)
             self.lengths = np.fromiter((len(s) for s in self.x), dtype=np.int64, count=len(self.x))
         self.lengths = np.asarray(self.lengths, dtype=np.int64)
+        if self.vocab_size is not None:
+            if isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, (int, np.integer)) \
+                    or self.vocab_size < 1:
+                raise InputError("SequenceSet.vocab_size", "must be a positive integer (or None)", self.vocab_size)
+            self.vocab_size = int(self.vocab_size)
+            if len(self.x) and self.dim != 1:
+                raise InputError("SequenceSet.vocab_size", "a token set has one id per step (D = 1)",
+                                 f"D={self.dim}")
         n = len(self.y)
         for name in ("x", "groups", "clip_ids", "lengths"):
             if len(getattr(self, name)) != n:
@@ -83,6 +99,11 @@ class SequenceSet:
         return int(self.x[0].shape[1]) if len(self.x) else 0
 
     @property
+    def is_tokens(self) -> bool:
+        """Whether the frames are token ids (``vocab_size`` is set)."""
+        return self.vocab_size is not None
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes)
 
@@ -95,14 +116,14 @@ class SequenceSet:
         if self.padded:
             return self
         x, lengths = pad_sequences(list(self.x), dim=self.dim)
-        return SequenceSet(x, self.y, self.classes, self.groups, self.clip_ids, lengths)
+        return SequenceSet(x, self.y, self.classes, self.groups, self.clip_ids, lengths, self.vocab_size)
 
     def to_ragged(self) -> SequenceSet:
         """The same set with ``x`` as a list of views ``float32[T_i, D]`` (no copy)."""
         if not self.padded:
             return self
         seqs = [self.x[i, : int(t)] for i, t in enumerate(self.lengths)]
-        return SequenceSet(seqs, self.y, self.classes, self.groups, self.clip_ids, self.lengths)
+        return SequenceSet(seqs, self.y, self.classes, self.groups, self.clip_ids, self.lengths, self.vocab_size)
 
     def subset(self, index: np.ndarray) -> SequenceSet:
         """Rows ``index`` (integer positions or a boolean mask), in that order; classes kept."""
@@ -111,7 +132,8 @@ class SequenceSet:
             index = np.flatnonzero(index)
         x = self.x[index] if self.padded else [self.x[i] for i in index]
         return SequenceSet(
-            x, self.y[index], self.classes, self.groups[index], self.clip_ids[index], self.lengths[index]
+            x, self.y[index], self.classes, self.groups[index], self.clip_ids[index], self.lengths[index],
+            self.vocab_size,
         )
 
     # ---- checks ----------------------------------------------------------------------

@@ -12,6 +12,10 @@ Rows: ``clip_id, group, label, split, n_frames, features`` where ``features`` is
 fingerprint (``source, source_size, source_mtime_ns, source_hash``) that makes
 re-extraction incremental.
 
+A token feature set (imported chord ids and the like, `features.tokens`) stores dense ids
+in ``features`` and its vocabulary in the manifest (``tokens``: ``vocab_size``,
+``unknown_id``, ``id_to_value``); `FeatureStore.load` sets ``SequenceSet.vocab_size``.
+
 Every file is written under a temporary name and renamed into place. The manifest
 lists the part files that hold data: a reader reads only those, so a part written by
 an extraction killed before its manifest was renamed is never taken as data (and is
@@ -41,6 +45,7 @@ from features.errors import StoreError
 from features.importers import ItemError
 from features.rows import SourceRows
 from features.sequences import SequenceSet
+from features.tokens import TokenVocab
 
 __all__ = ["FeatureStore", "FeatureSetWriter", "SourceRows", "row_schema", "MANIFEST", "ERRORS", "SPLITS"]
 
@@ -142,6 +147,15 @@ class FeatureStore:
         with self.fs.open_input_stream(path) as fh:
             return json.loads(fh.read())
 
+    def vocab(self, dataset: str, feature_set: str, *, manifest: dict[str, Any] | None = None
+              ) -> TokenVocab | None:
+        """The id map of a token feature set (`features.tokens`); None for real-valued frames."""
+        manifest = self.manifest(dataset, feature_set) if manifest is None else manifest
+        entry = manifest.get("tokens")
+        if entry is None:
+            return None
+        return TokenVocab.from_manifest(entry, where=f"{self.path(dataset, feature_set, MANIFEST)}: tokens")
+
     def splits(self, dataset: str) -> dict[str, str]:
         """group -> ``train``/``test`` for every group the dataset has seen."""
         path = self.path(dataset, SPLITS)
@@ -209,6 +223,9 @@ class FeatureStore:
         labels : keep only these classes (``classes`` is then these, sorted).
         padded : ``x`` as ``float32[N, T_max, D]`` with ``lengths``; else a list of
             ``float32[T_i, D]`` views straight onto the Arrow buffer (no copy).
+
+        A token feature set (its manifest has ``tokens``) gives a set whose ``vocab_size``
+        is the vocabulary's and whose frames are the stored ids (`features.tokens`).
         min_per_class : raise `InputError` naming a class with fewer clips (distinct
             groups) than this, e.g. the number of cross-validation folds.
         """
@@ -246,7 +263,8 @@ class FeatureStore:
             x = _scatter_padded(frames, starts, lengths, dim)
         else:
             x = [frames[a:a + t] for a, t in zip(starts.tolist(), lengths.tolist())]
-        out = SequenceSet(x, y, classes, groups, clip_ids, lengths)
+        vocab = self.vocab(dataset, feature_set, manifest=manifest)
+        out = SequenceSet(x, y, classes, groups, clip_ids, lengths, None if vocab is None else vocab.vocab_size)
         if min_per_class is not None:
             out.check_min_per_class(min_per_class)
         return out

@@ -18,7 +18,7 @@ from typing import Any
 from features.errors import ConfigError
 from search.spec import ModelSpace, SweepSpec
 
-__all__ = ["SearchSpace", "expand_grid", "flat_config", "make_searcher", "TRIAL_METRIC"]
+__all__ = ["SearchSpace", "expand_grid", "flat_config", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]
 
 #: What every trial reports and the searcher and schedulers optimise (higher is better).
 TRIAL_METRIC = "objective"
@@ -55,6 +55,29 @@ class SearchSpace:
         out = {"model": family} if len(names) == 1 else {}
         out.update(fixed)
         return out
+
+
+def with_token_defaults(spec: SweepSpec, *, tokens: bool) -> SweepSpec:
+    """On a token feature set, every family that embeds ids and whose spec does not give
+    ``embedding_dim`` searches `trainables.configs.DEFAULT_EMBEDDING_RANGE` (the grid
+    sampler keeps the config's default, as a log range cannot be enumerated)."""
+    from dataclasses import replace
+
+    from search.spec import Param
+    from trainables.configs import DEFAULT_EMBEDDING_RANGE
+    from trainables.registry import MODEL_CONFIGS
+
+    if not tokens or spec.search.sampler == "grid":
+        return spec
+    models = []
+    for space in spec.models:
+        embeds = "embedding_dim" in MODEL_CONFIGS[space.name].field_names()
+        if embeds and "embedding_dim" not in space.params:
+            where = f"models.{space.name}.embedding_dim (default for token data)"
+            space = replace(space, params={**space.params,
+                                           "embedding_dim": Param.parse(where, dict(DEFAULT_EMBEDDING_RANGE))})
+        models.append(space)
+    return replace(spec, models=tuple(models))
 
 
 def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from search.cv import fingerprint_changes, make_plan, plan_fingerprint
 from search.io import read_bytes, write_bytes_atomic
 from search.leaderboard import LEADERBOARD, LiveLeaderboard, read_leaderboard
 from search.searcher import close_orphans
-from search.space import TRIAL_METRIC, expand_grid, make_searcher
+from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec
 from search.trial import TrialSetup, cv_trial
 
@@ -158,6 +158,7 @@ def run_sweep(
         echo(f"Ray dashboard: {url}")
 
     data = FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split="train", padded=True)
+    spec = with_token_defaults(spec, tokens=data.vocab_size is not None)
     plan = make_plan(data, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
     source = f"{spec.store}/{spec.dataset}/{spec.feature_set}" if "://" in spec.store else \
         f"{os.path.abspath(spec.store)}/{spec.dataset}/{spec.feature_set}"
@@ -178,7 +179,8 @@ def run_sweep(
         if num_samples != grid:
             echo(f"grid sampler: {grid} grid points; running {grid} trials (num_samples was {num_samples})")
         num_samples = grid
-    echo(f"{spec.dataset}/{spec.feature_set}: {len(data)} train clips, {data.n_classes} classes, D={data.dim}; "
+    tokens = f" (token ids, vocabulary {data.vocab_size})" if data.vocab_size is not None else ""
+    echo(f"{spec.dataset}/{spec.feature_set}: {len(data)} train clips, {data.n_classes} classes, D={data.dim}{tokens}; "
          f"{spec.cv.seeds} seeds x {spec.cv.folds} folds per trial; {num_samples} trials, "
          f"{concurrent} at once (the cluster fits {capacity} of {spec.resources.cpus:g} CPU"
          f"{f' + {spec.resources.gpus:g} GPU' if spec.resources.gpus else ''} each)")

@@ -72,3 +72,19 @@ def test_gtzan_lstm_example_on_a_synthetic_gtzan_folder(ray_session, tmp_path, m
     assert (board["seeds"] == 3).all() and (board["folds"] == 5).all()
     ensembles = pd.read_csv(exp / "ensembles.csv")
     assert set(ensembles.loc[ensembles["kind"] == "ensemble", "method"]) == {"soft", "max", "vote", "weighted"}
+
+
+@pytest.mark.slow
+def test_chords_example_runs_as_documented(ray_session, tmp_path, monkeypatch):
+    """Synthetic chord tokens -> import (stored as tokens) -> the chords example: the
+    networks embed the ids, with embedding_dim searched, and the forest counts them."""
+    monkeypatch.chdir(tmp_path)
+    _cli("features", "synth", "data", "--tokens", "--clips", "30")
+    out = _cli("features", "import", "data/chords.pkl", "--store", "store", "--dataset", "chords")
+    assert "tokens:" in out
+    out = _cli("sweep", "run", ROOT / "examples" / "chords.yaml", "--num-samples", "4", "--no-ensemble")
+    assert "token ids, vocabulary" in out and "sweep finished" in out
+    board = pd.read_csv(tmp_path / "runs" / "chords" / "leaderboard.csv")
+    assert len(board) == 4 and (board["status"] == "ok").all()
+    nets = board[board["model"].isin(["lstm", "cnn1d"])]
+    assert nets["embedding_dim"].between(8, 64).all()

@@ -148,6 +148,20 @@ def test_cv_plan_is_stratified_group_aware_and_fixed(synth_store):
         make_plan(data, folds=40, seeds=1)
 
 
+def test_token_sets_search_embedding_dim_by_default():
+    from search.space import with_token_defaults
+
+    spec = spec_with(models={"lstm": {"units": [8], "num_layers": 1},
+                             "cnn1d": {"embedding_dim": 12},
+                             "knn": {"n_neighbors": [1, 3]}})
+    assert with_token_defaults(spec, tokens=False) is spec
+    models = {m.name: m for m in with_token_defaults(spec, tokens=True).models}
+    lstm = models["lstm"].params["embedding_dim"]
+    assert (lstm.kind, lstm.low, lstm.high, lstm.log) == ("int", 8, 64, True)
+    assert models["cnn1d"].params["embedding_dim"].value == 12  # the spec's own value stays
+    assert "embedding_dim" not in models["knn"].params
+
+
 # ---- real sweeps on the session's Ray -------------------------------------------------------------
 def _run(spec: SweepSpec, **kw):
     from search.sweep import run_sweep

@@ -22,9 +22,9 @@ VOCAB = 12
 TINY_TRAIN = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "deterministic": True, "num_threads": 1, "device": "cpu"}
 
 
-def _set(xs: list[np.ndarray], ys: list[int], prefix: str) -> SequenceSet:
+def _set(xs: list[np.ndarray], ys: list[int], prefix: str, vocab_size: int | None = None) -> SequenceSet:
     ids = np.array([f"{prefix}{i}" for i in range(len(xs))], dtype=object)
-    return SequenceSet(xs, np.asarray(ys), [f"class{c}" for c in range(N_CLASSES)], ids, ids)
+    return SequenceSet(xs, np.asarray(ys), [f"class{c}" for c in range(N_CLASSES)], ids, ids, vocab_size=vocab_size)
 
 
 def _toy_features(seed: int, n_per_class: int, *, lengths: tuple[int, int] = (1, 25)) -> SequenceSet:
@@ -42,7 +42,7 @@ def _toy_features(seed: int, n_per_class: int, *, lengths: tuple[int, int] = (1,
 
 
 def _toy_tokens(seed: int, n_per_class: int) -> SequenceSet:
-    """Integer token ids (D = 1) drawn from class-specific distributions over VOCAB ids."""
+    """A token set: ids (D = 1) drawn from class-specific distributions over VOCAB ids."""
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for c in range(N_CLASSES):
@@ -51,7 +51,7 @@ def _toy_tokens(seed: int, n_per_class: int) -> SequenceSet:
         for _ in range(n_per_class):
             xs.append(rng.choice(VOCAB, size=(int(rng.integers(1, 20, endpoint=True)), 1), p=p).astype(np.float32))
             ys.append(c)
-    return _set(xs, ys, f"tok{seed}-")
+    return _set(xs, ys, f"tok{seed}-", vocab_size=VOCAB)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -70,7 +70,7 @@ def _toy_sequences() -> dict[str, SequenceSet]:
 
 def _one_frame_set(data: SequenceSet) -> SequenceSet:
     """``data`` with every sequence cut to its first frame."""
-    return _set([s[:1] for s in data.x], list(data.y), "one-")
+    return _set([s[:1] for s in data.x], list(data.y), "one-", vocab_size=data.vocab_size)
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,7 +178,8 @@ class ModelContract:
         self._require_torch()
         _, valid = data
         seed_everything(0)
-        net = build_model(self.model, self.config, input_dim=valid.dim, n_classes=N_CLASSES)
+        net = build_model(self.model, self.config, input_dim=valid.dim, n_classes=N_CLASSES,
+                          vocab_size=valid.vocab_size)
         net.eval()
         padded = valid.to_padded()
         with torch.no_grad():
@@ -193,7 +194,8 @@ class ModelContract:
         self._require_torch()
         train, _ = data
         seed_everything(0)
-        net = build_model(self.model, self.config, input_dim=train.dim, n_classes=N_CLASSES)
+        net = build_model(self.model, self.config, input_dim=train.dim, n_classes=N_CLASSES,
+                          vocab_size=train.vocab_size)
         padded = train.to_padded()
         loss = net(torch.from_numpy(padded.x), torch.from_numpy(padded.lengths)).logsumexp(dim=1).mean()
         loss.backward()
@@ -213,8 +215,40 @@ class TestLSTMBidirectionalMean(ModelContract):
 
 class TestLSTMEmbedding(ModelContract):
     model = "lstm"
-    config = {"units": (8,), "embedding_dim": 4, "vocab_size": VOCAB}
+    config = {"units": (8,), "embedding_dim": 4}
     inputs = "tokens"
+
+
+class TestCNNTokens(ModelContract):
+    model = "cnn"
+    config = {"filters": (4,), "embedding_dim": 4}
+    inputs = "tokens"
+
+
+class TestCNN1DTokens(ModelContract):
+    model = "cnn1d"
+    config = {"filters": (4, 8), "kernel_size": 3, "embedding_dim": 4}
+    inputs = "tokens"
+
+
+class TestWaveNetTokens(ModelContract):
+    model = "wavenet"
+    config = {"layers_per_stack": 2, "residual_channels": 4, "skip_channels": 8, "embedding_dim": 4}
+    inputs = "tokens"
+
+
+class TestKNNBag(ModelContract):
+    model = "knn"
+    config = {"n_neighbors": 3}  # pooling "auto": a bag of tokens on token data
+    inputs = "tokens"
+    torch_model = False
+
+
+class TestRandomForestBag2(ModelContract):
+    model = "random_forest"
+    config = {"n_estimators": 10, "pooling": "bag2"}
+    inputs = "tokens"
+    torch_model = False
 
 
 class TestCNN(ModelContract):

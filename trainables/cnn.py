@@ -36,17 +36,20 @@ def _head(width: int, config: CNNConfig | CNN1DConfig, n_classes: int) -> nn.Seq
 
 
 class _ConvBlocks(SequenceClassifier):
-    """Shared forward pass; subclasses set ``_conv`` (nn.Conv1d/2d) and the input layout."""
+    """Shared forward pass; subclasses set ``spatial_dims`` (1: conv over time with the
+    values as channels; 2: one-channel time x value map) and the input layout."""
 
     spatial_dims: int = 1
 
-    def __init__(self, config: CNNConfig | CNN1DConfig, *, input_dim: int, n_classes: int, in_channels: int) -> None:
-        super().__init__(input_dim=input_dim, n_classes=n_classes)
+    def __init__(self, config: CNNConfig | CNN1DConfig, *, input_dim: int, n_classes: int,
+                 vocab_size: int | None = None) -> None:
+        super().__init__(input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size,
+                         embedding_dim=config.embedding_dim)
         self.config = config
         conv = nn.Conv2d if self.spatial_dims == 2 else nn.Conv1d
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
-        width = in_channels
+        width = 1 if self.spatial_dims == 2 else self.width  # input channels
         for filters in config.filters:
             self.convs.append(conv(width, filters, config.kernel_size, bias=not config.batch_norm))
             self.norms.append(MaskedBatchNorm(filters) if config.batch_norm else nn.Identity())
@@ -66,7 +69,7 @@ class _ConvBlocks(SequenceClassifier):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.to(x.device, torch.int64)
-        h = self._layout(x)
+        h = self._layout(self.embed(x, lengths))
         pool = self.config.pool_size
         for conv, norm in zip(self.convs, self.norms, strict=True):
             mask = self._mask(lengths, h)
@@ -92,20 +95,19 @@ class CNNClassifier(_ConvBlocks):
 
     ``forward(x, lengths)``: ``x`` [shape=(batch, T, D)], ``lengths`` int64 [shape=(batch,)];
     returns logits [shape=(batch, n_classes)]. Square kernels and pooling act on both axes;
-    global pooling covers the valid time steps and every feature row.
+    global pooling covers the valid time steps and every feature row. Token ids (D = 1,
+    built with a ``vocab_size``) are embedded first: the map is then (T x embedding_dim).
     """
 
     spatial_dims = 2
-
-    def __init__(self, config: CNNConfig, *, input_dim: int, n_classes: int) -> None:
-        super().__init__(config, input_dim=input_dim, n_classes=n_classes, in_channels=1)
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1)  # (batch, 1, T, D)
 
 
 class CNN1DClassifier(_ConvBlocks):
-    """1-D CNN over time with the D features as input channels (``wave``: D = 1).
+    """1-D CNN over time with the D features as input channels (``wave``: D = 1; token ids,
+    built with a ``vocab_size``: the ``embedding_dim`` embedded values).
 
     ``forward(x, lengths)``: ``x`` [shape=(batch, T, D)], ``lengths`` int64 [shape=(batch,)];
     returns logits [shape=(batch, n_classes)].
@@ -113,18 +115,17 @@ class CNN1DClassifier(_ConvBlocks):
 
     spatial_dims = 1
 
-    def __init__(self, config: CNN1DConfig, *, input_dim: int, n_classes: int) -> None:
-        super().__init__(config, input_dim=input_dim, n_classes=n_classes, in_channels=input_dim)
-
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.transpose(1, 2)  # (batch, D, T)
 
 
-def build_cnn(config: CNNConfig, *, input_dim: int, n_classes: int) -> CNNClassifier:
-    """The registry's builder for ``cnn``."""
-    return CNNClassifier(config, input_dim=input_dim, n_classes=n_classes)
+def build_cnn(config: CNNConfig, *, input_dim: int, n_classes: int, vocab_size: int | None = None
+              ) -> CNNClassifier:
+    """The registry's builder for ``cnn`` (``vocab_size``: token data, see `SequenceClassifier`)."""
+    return CNNClassifier(config, input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size)
 
 
-def build_cnn1d(config: CNN1DConfig, *, input_dim: int, n_classes: int) -> CNN1DClassifier:
-    """The registry's builder for ``cnn1d``."""
-    return CNN1DClassifier(config, input_dim=input_dim, n_classes=n_classes)
+def build_cnn1d(config: CNN1DConfig, *, input_dim: int, n_classes: int, vocab_size: int | None = None
+                ) -> CNN1DClassifier:
+    """The registry's builder for ``cnn1d`` (``vocab_size``: token data, see `SequenceClassifier`)."""
+    return CNN1DClassifier(config, input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size)

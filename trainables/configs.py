@@ -40,10 +40,19 @@ __all__ = [
     "KNNConfig",
     "RandomForestConfig",
     "MODEL_KEY",
+    "DEFAULT_EMBEDDING_DIM",
+    "DEFAULT_EMBEDDING_RANGE",
 ]
 
 MODEL_KEY = "model"
 """The flat-config key that names the model (``{"model": "lstm", ...}``)."""
+
+DEFAULT_EMBEDDING_DIM = 16
+"""``embedding_dim`` of every torch model's config unless given (used on token data only)."""
+
+DEFAULT_EMBEDDING_RANGE: dict[str, Any] = {"low": 8, "high": 64, "log": True}
+"""The search range of ``embedding_dim`` for a sweep over a token feature set that does not
+give one, in the sweep YAML's range form (`search.spec.Param.parse`); copy it, never edit it."""
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -366,10 +375,10 @@ class LSTMConfig(ConfigBase):
     bidirectional : run each layer both ways (the output width doubles).
     pooling : ``"last"`` (the final valid state; both directions' finals when
         bidirectional) or ``"mean"`` (mean of the top layer's states over valid steps).
-    embedding_dim : 0 = the frames are real-valued features; > 0 = the input is one
-        integer token id per step (D = 1, e.g. chord ids) embedded in this many dimensions.
-    vocab_size : number of distinct token ids (ids in ``[0, vocab_size)``); needed with an
-        embedding.
+    embedding_dim : on token data only (`SequenceSet.vocab_size` set, e.g. chord ids), each
+        id is embedded in this many dimensions (0 = feed the ids as numbers, which is
+        rarely what you want); ignored on real-valued frames. The vocabulary size comes
+        from the data, never from the config.
     """
 
     label: ClassVar[str] = "lstm"
@@ -379,16 +388,12 @@ class LSTMConfig(ConfigBase):
     dropout: float = 0.0
     bidirectional: bool = False
     pooling: Literal["last", "mean"] = "last"
-    embedding_dim: int = 0
-    vocab_size: int = 0
+    embedding_dim: int = DEFAULT_EMBEDDING_DIM
 
     def _check(self) -> None:
         self._at_least("units", 1)
         self._fraction("dropout")
         self._at_least("embedding_dim", 0)
-        self._at_least("vocab_size", 0)
-        if self.embedding_dim > 0 and self.vocab_size < 1:
-            raise ConfigError(self._where("vocab_size"), "must be >= 1 when embedding_dim > 0", self.vocab_size)
 
 
 @dataclass(frozen=True)
@@ -402,6 +407,7 @@ class _ConvConfig(ConfigBase):
     dropout: float = 0.1
     pooling: Literal["mean", "max"] = "mean"
     dense_units: int = 0
+    embedding_dim: int = DEFAULT_EMBEDDING_DIM
 
     def _check(self) -> None:
         self._at_least("filters", 1)
@@ -409,6 +415,7 @@ class _ConvConfig(ConfigBase):
         self._at_least("pool_size", 1)
         self._fraction("dropout")
         self._at_least("dense_units", 0)
+        self._at_least("embedding_dim", 0)
 
 
 @dataclass(frozen=True)
@@ -425,6 +432,8 @@ class CNNConfig(_ConvConfig):
     dropout : after each block and before the output layer, in [0, 1).
     pooling : global pooling over the valid (time x feature) map: ``"mean"`` or ``"max"``.
     dense_units : a hidden dense layer before the output (0 = none).
+    embedding_dim : on token data only, each id is embedded in this many dimensions, which
+        become the feature axis of the map (0 = ids as numbers); ignored on real frames.
     """
 
     label: ClassVar[str] = "cnn"
@@ -434,7 +443,8 @@ class CNNConfig(_ConvConfig):
 class CNN1DConfig(_ConvConfig):
     """1-D CNN over time with the D features as channels (any sequence, ``wave`` included).
 
-    Same fields as `CNNConfig`; kernels and pooling act along time only.
+    Same fields as `CNNConfig`; kernels and pooling act along time only. On token data
+    the ``embedding_dim`` embedded dimensions are the input channels.
     """
 
     label: ClassVar[str] = "cnn1d"
@@ -458,6 +468,8 @@ class WaveNetConfig(ConfigBase):
         with statistics over valid steps only.
     dropout : before the output layer, in [0, 1).
     pooling : ``"mean"`` or ``"max"`` over valid steps.
+    embedding_dim : on token data only, each id is embedded in this many dimensions (the
+        input channels; 0 = ids as numbers); ignored on real-valued frames.
     """
 
     label: ClassVar[str] = "wavenet"
@@ -470,23 +482,29 @@ class WaveNetConfig(ConfigBase):
     batch_norm: bool = True
     dropout: float = 0.0
     pooling: Literal["mean", "max"] = "mean"
+    embedding_dim: int = DEFAULT_EMBEDDING_DIM
 
     def _check(self) -> None:
         for name in ("stacks", "layers_per_stack", "residual_channels", "skip_channels"):
             self._at_least(name, 1)
         self._at_least("kernel_size", 2)
         self._fraction("dropout")
+        self._at_least("embedding_dim", 0)
 
 
 @dataclass(frozen=True)
 class KNNConfig(ConfigBase):
-    """k-nearest neighbours on per-clip pooled features (mean and std of each feature).
+    """k-nearest neighbours on per-clip pooled features.
 
     Parameters
     ----------
     n_neighbors : k (capped at the number of training clips).
     weights : ``"uniform"`` or ``"distance"``.
     metric : ``"euclidean"``, ``"manhattan"`` or ``"cosine"``.
+    pooling : how a clip becomes one vector (`trainables.classic`): ``"auto"`` (``"bag"`` on token
+        data, ``"meanstd"`` otherwise), ``"meanstd"`` (mean and std of each feature over
+        time), ``"bag"`` (token frequencies: counts / length), ``"bag2"`` (``bag`` plus
+        bigram frequencies). ``bag`` / ``bag2`` need token data.
 
     The pooled features are z-scored first when the training config's ``standardize`` is on.
     """
@@ -496,6 +514,7 @@ class KNNConfig(ConfigBase):
     n_neighbors: int = 5
     weights: Literal["uniform", "distance"] = "uniform"
     metric: Literal["euclidean", "manhattan", "cosine"] = "euclidean"
+    pooling: Literal["auto", "meanstd", "bag", "bag2"] = "auto"
 
     def _check(self) -> None:
         self._at_least("n_neighbors", 1)
@@ -503,7 +522,7 @@ class KNNConfig(ConfigBase):
 
 @dataclass(frozen=True)
 class RandomForestConfig(ConfigBase):
-    """Random forest on per-clip pooled features (mean and std of each feature).
+    """Random forest on per-clip pooled features.
 
     Parameters
     ----------
@@ -511,6 +530,7 @@ class RandomForestConfig(ConfigBase):
     max_depth : ``None`` = grow until pure.
     min_samples_leaf : minimum clips per leaf.
     max_features : features tried per split: ``"sqrt"``, ``"log2"`` or ``"all"``.
+    pooling : ``"auto"``, ``"meanstd"``, ``"bag"`` or ``"bag2"``, as `KNNConfig.pooling`.
     """
 
     label: ClassVar[str] = "random_forest"
@@ -519,6 +539,7 @@ class RandomForestConfig(ConfigBase):
     max_depth: int | None = None
     min_samples_leaf: int = 1
     max_features: Literal["sqrt", "log2", "all"] = "sqrt"
+    pooling: Literal["auto", "meanstd", "bag", "bag2"] = "auto"
 
     def _check(self) -> None:
         self._at_least("n_estimators", 1)

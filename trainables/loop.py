@@ -352,7 +352,7 @@ def _fit_classic(
 ) -> FitResult:
     seed_everything(seed)
     estimator = build_model(
-        spec.name, config, input_dim=train.dim, n_classes=train.n_classes, seed=seed,
+        spec.name, config, input_dim=train.dim, n_classes=train.n_classes, vocab_size=train.vocab_size, seed=seed,
         n_jobs=tc.num_threads, class_weighted=tc.class_weighted, standardize=tc.standardize,
     )
     estimator.fit(train)
@@ -438,7 +438,7 @@ def _fit_torch(
         fit_rows, stop_rows = inner_split(train.y, train.groups, fraction=tc.inner_fraction, seed=seed)
         train, inner = train.subset(fit_rows), train.subset(stop_rows)
     seed_everything(seed)  # before building: the initialisation comes from the seed
-    net = _Fitted(build_model(spec.name, config, input_dim=train.dim, n_classes=n_classes))
+    net = _Fitted(build_model(spec.name, config, input_dim=train.dim, n_classes=n_classes, vocab_size=train.vocab_size))
     amp = _resolve_amp(tc.amp, device, net.net.auto_amp)
     x_train, len_train = _padded_arrays(train)
     net.net.check_data(x_train, len_train, where="train")
@@ -584,7 +584,8 @@ def predict_proba(
     if not isinstance(weights, Mapping):
         raise InputError("weights", "must be the state_dict from FitResult.weights", type(weights).__name__)
     dev = _resolve_device(device)
-    net = _Fitted(build_model(model_name, config, input_dim=data.dim, n_classes=data.n_classes))
+    net = _Fitted(build_model(model_name, config, input_dim=data.dim, n_classes=data.n_classes,
+                              vocab_size=data.vocab_size))
     try:
         net.load_state_dict(weights)
     except RuntimeError as error:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from features.errors import ConfigError, InputError
 from trainables.configs import LSTMConfig
 from trainables.layers import SequenceClassifier
 
@@ -29,8 +27,9 @@ class LSTMClassifier(SequenceClassifier):
     """1..N LSTM layers, each with its own width, then a dense output layer.
 
     ``forward(x, lengths)``: ``x`` [shape=(batch, T, D)] float frames, or token ids in
-    ``x[..., 0]`` when the config has an embedding (D = 1); ``lengths`` int64
-    [shape=(batch,)] on any device. Returns logits [shape=(batch, n_classes)].
+    ``x[..., 0]`` when built with a ``vocab_size`` (D = 1; embedded in
+    ``config.embedding_dim`` dimensions); ``lengths`` int64 [shape=(batch,)] on any device.
+    Returns logits [shape=(batch, n_classes)].
 
     Padding never reaches a state that is read. On CUDA each layer runs on a packed batch
     (``pack_padded_sequence(enforce_sorted=False)``, cuDNN's fused kernel); on CPU the
@@ -45,19 +44,13 @@ class LSTMClassifier(SequenceClassifier):
 
     auto_amp = torch.float16
 
-    def __init__(self, config: LSTMConfig, *, input_dim: int, n_classes: int, pack: bool | None = None) -> None:
-        super().__init__(input_dim=input_dim, n_classes=n_classes)
+    def __init__(self, config: LSTMConfig, *, input_dim: int, n_classes: int, vocab_size: int | None = None,
+                 pack: bool | None = None) -> None:
+        super().__init__(input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size,
+                         embedding_dim=config.embedding_dim)
         self.config = config
         self.pack = pack
-        self.embedding: nn.Embedding | None = None
-        width = input_dim
-        if config.embedding_dim > 0:
-            if input_dim != 1:
-                raise ConfigError(
-                    "lstm.embedding_dim", "an embedding needs one token id per step (input D = 1)", f"D={input_dim}"
-                )
-            self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
-            width = config.embedding_dim
+        width = self.width
         directions = 2 if config.bidirectional else 1
         self.layers = nn.ModuleList()
         for units in config.units:
@@ -65,24 +58,6 @@ class LSTMClassifier(SequenceClassifier):
             width = units * directions
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(width, n_classes)
-
-    @property
-    def takes_tokens(self) -> bool:  # type: ignore[override]
-        return self.embedding is not None
-
-    def check_data(self, x: np.ndarray, lengths: np.ndarray, *, where: str) -> None:
-        """Token ids must be whole numbers in ``[0, vocab_size)`` on every valid step."""
-        if self.embedding is None:
-            return
-        if x.shape[2] != 1:
-            raise InputError(where, "token input needs D = 1 (one id per step)", f"D={x.shape[2]}")
-        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
-        ids = x[..., 0][valid]
-        bad = (ids < 0) | (ids >= self.config.vocab_size) | (ids != np.round(ids))
-        if bad.any():
-            raise InputError(
-                where, f"token ids must be integers in [0, {self.config.vocab_size})", float(ids[bad][0])
-            )
 
     def _direction(
         self, lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, lengths_cpu: torch.Tensor, pack: bool
@@ -99,10 +74,7 @@ class LSTMClassifier(SequenceClassifier):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths_cpu = lengths.to("cpu", torch.int64)
         lengths = lengths.to(x.device, torch.int64)
-        if self.embedding is not None:
-            ids = x[..., 0].long()
-            valid = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
-            x = self.embedding(torch.where(valid, ids, 0))  # whatever marks padding, id 0 there
+        x = self.embed(x, lengths)
         pack = x.is_cuda if self.pack is None else self.pack
         h = x
         finals: list[torch.Tensor] = []
@@ -124,6 +96,7 @@ class LSTMClassifier(SequenceClassifier):
         return self.head(self.dropout(state))
 
 
-def build_lstm(config: LSTMConfig, *, input_dim: int, n_classes: int) -> LSTMClassifier:
-    """The registry's builder for ``lstm``."""
-    return LSTMClassifier(config, input_dim=input_dim, n_classes=n_classes)
+def build_lstm(config: LSTMConfig, *, input_dim: int, n_classes: int, vocab_size: int | None = None
+               ) -> LSTMClassifier:
+    """The registry's builder for ``lstm`` (``vocab_size``: token data, see `SequenceClassifier`)."""
+    return LSTMClassifier(config, input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size)

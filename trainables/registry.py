@@ -57,7 +57,7 @@ class ModelSpec:
 
     @property
     def builder(self) -> Callable[..., Any]:
-        """The builder function ``(config, *, input_dim, n_classes, ...) -> model``."""
+        """The builder function ``(config, *, input_dim, n_classes, vocab_size, ...) -> model``."""
         module, function = self.target.split(":")
         return getattr(importlib.import_module(module), function)
 
@@ -69,13 +69,14 @@ _SPECS: dict[str, ModelSpec] = {
         ModelSpec("cnn", CNNConfig, "torch", "trainables.cnn:build_cnn", "2-D CNN over the time x feature map"),
         ModelSpec("cnn1d", CNN1DConfig, "torch", "trainables.cnn:build_cnn1d", "1-D CNN over time"),
         ModelSpec("wavenet", WaveNetConfig, "torch", "trainables.wavenet:build_wavenet", "gated dilated causal convs"),
-        ModelSpec("knn", KNNConfig, "sklearn", "trainables.classic:build_knn", "k-NN on pooled mean/std"),
+        ModelSpec("knn", KNNConfig, "sklearn", "trainables.classic:build_knn",
+                  "k-NN on pooled mean/std (bags of tokens on token data)"),
         ModelSpec(
             "random_forest",
             RandomForestConfig,
             "sklearn",
             "trainables.classic:build_random_forest",
-            "random forest on pooled mean/std",
+            "random forest on pooled mean/std (bags of tokens on token data)",
         ),
     )
 }
@@ -118,9 +119,16 @@ def build_model(
     *,
     input_dim: int,
     n_classes: int,
+    vocab_size: int | None = None,
     **options: Any,
 ) -> Any:
     """Build model ``name`` for frames of ``input_dim`` values and ``n_classes`` classes.
+
+    ``vocab_size`` is the data's (`features.sequences.SequenceSet.vocab_size`): for token
+    data (one id per step, ``input_dim`` 1) the torch models embed the ids in their
+    config's ``embedding_dim`` dimensions, an id outside ``[0, vocab_size)`` reading as
+    the unknown id 0; None means real-valued frames. The classic baselines read the
+    vocabulary from the data they are fitted on.
 
     Returns an untrained `trainables.layers.SequenceClassifier` (torch models) or an unfitted
     `trainables.classic.PooledClassifier` (``options``: ``seed``, ``n_jobs``,
@@ -131,9 +139,17 @@ def build_model(
         raise ConfigError("input_dim", "must be >= 1", input_dim)
     if int(n_classes) < 2:
         raise ConfigError("n_classes", "must be >= 2", n_classes)
+    if vocab_size is not None:
+        if isinstance(vocab_size, bool) or int(vocab_size) != vocab_size or int(vocab_size) < 1:
+            raise ConfigError("vocab_size", "must be a positive integer (or None for real-valued frames)", vocab_size)
+        if int(input_dim) != 1:
+            raise ConfigError("vocab_size", "token data have one id per step (input_dim = 1)",
+                              f"input_dim={input_dim}")
+        vocab_size = int(vocab_size)
     spec = get_model_spec(name)
     typed = make_model_config(name, config)
-    return spec.builder(typed, input_dim=int(input_dim), n_classes=int(n_classes), **options)
+    return spec.builder(typed, input_dim=int(input_dim), n_classes=int(n_classes), vocab_size=vocab_size,
+                        **options)
 
 
 def split_flat_config(

@@ -46,14 +46,17 @@ class _GatedLayer(nn.Module):
 class WaveNetClassifier(SequenceClassifier):
     """``stacks`` x ``layers_per_stack`` gated layers (dilations 1, 2, 4, ...), pooled head.
 
-    ``forward(x, lengths)``: ``x`` [shape=(batch, T, D)] (``wave``: D = 1), ``lengths`` int64
-    [shape=(batch,)]; returns logits [shape=(batch, n_classes)].
+    ``forward(x, lengths)``: ``x`` [shape=(batch, T, D)] (``wave``: D = 1; token ids, built
+    with a ``vocab_size``, are embedded first), ``lengths`` int64 [shape=(batch,)]; returns
+    logits [shape=(batch, n_classes)].
     """
 
-    def __init__(self, config: WaveNetConfig, *, input_dim: int, n_classes: int) -> None:
-        super().__init__(input_dim=input_dim, n_classes=n_classes)
+    def __init__(self, config: WaveNetConfig, *, input_dim: int, n_classes: int,
+                 vocab_size: int | None = None) -> None:
+        super().__init__(input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size,
+                         embedding_dim=config.embedding_dim)
         self.config = config
-        self.input = nn.Conv1d(input_dim, config.residual_channels, 1)
+        self.input = nn.Conv1d(self.width, config.residual_channels, 1)
         dilations = [2**i for _ in range(config.stacks) for i in range(config.layers_per_stack)]
         self.layers = nn.ModuleList(
             _GatedLayer(
@@ -77,7 +80,7 @@ class WaveNetClassifier(SequenceClassifier):
         return 1 + c.stacks * (c.kernel_size - 1) * (2**c.layers_per_stack - 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = self.input(x.transpose(1, 2))
+        h = self.input(self.embed(x, lengths).transpose(1, 2))
         skips = None
         for layer in self.layers:
             h, s = layer(h)
@@ -90,6 +93,7 @@ class WaveNetClassifier(SequenceClassifier):
         return self.head(self.dropout(masked_pool(out, mask, self.config.pooling)))
 
 
-def build_wavenet(config: WaveNetConfig, *, input_dim: int, n_classes: int) -> WaveNetClassifier:
-    """The registry's builder for ``wavenet``."""
-    return WaveNetClassifier(config, input_dim=input_dim, n_classes=n_classes)
+def build_wavenet(config: WaveNetConfig, *, input_dim: int, n_classes: int, vocab_size: int | None = None
+                  ) -> WaveNetClassifier:
+    """The registry's builder for ``wavenet`` (``vocab_size``: token data, see `SequenceClassifier`)."""
+    return WaveNetClassifier(config, input_dim=input_dim, n_classes=n_classes, vocab_size=vocab_size)
