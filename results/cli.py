@@ -8,7 +8,9 @@ from features.errors import SeqsweepError
 
 __all__ = ["results", "predict"]
 
-_DIR = click.Path(exists=True, file_okay=False)
+#: An experiment folder: a local path or a URI Ray Tune stored it at (file://, s3://, gs://);
+#: the commands check it exists and name what is missing.
+_DIR = click.STRING
 
 
 @click.group()
@@ -79,30 +81,28 @@ def report(directory: str) -> None:
 def leaderboard(directory: str, top: int, show_all: bool) -> None:
     """Print the leaderboard of the sweep in DIR (DIR/leaderboard.csv), best first."""
     import json
-    import os
 
     from results.leaderboard import format_leaderboard, load_leaderboard
+    from search import io as store_io
 
     try:
         board = load_leaderboard(directory)
     except SeqsweepError as exc:
         raise click.ClickException(str(exc)) from exc
-    metric = "balanced_accuracy"
-    spec_path = os.path.join(directory, "sweep.json")
-    if os.path.exists(spec_path):
-        with open(spec_path) as fh:
-            metric = json.load(fh).get("metric", metric)
+    spec = store_io.read_bytes(store_io.join(store_io.resolve(directory), "sweep.json"))
+    metric = json.loads(spec).get("metric", "balanced_accuracy") if spec else "balanced_accuracy"
     click.echo(format_leaderboard(board, top=None if show_all else top, metric=metric))
 
 
 @click.command()
 @click.argument("directory", metavar="DIR", type=_DIR)
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
-@click.option("--method", default="weighted", show_default=True,
-              help="Which saved ensemble predicts: soft, max, vote, weighted (or weighted_logloss if built).")
+@click.option("--method", default=None,
+              help="Which saved ensemble predicts: soft, max, vote, weighted (or weighted_logloss if built). "
+                   "Default: the one chosen by its out-of-fold estimate (ensembles.csv's summary names it).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions as CSV here (default: print them).")
-def predict(directory: str, inputs: tuple[str, ...], method: str, out: str | None) -> None:
+def predict(directory: str, inputs: tuple[str, ...], method: str | None, out: str | None) -> None:
     """Predict the class of new audio with the saved ensemble of the sweep in DIR.
 
     INPUT is an audio file or a folder (searched recursively for audio files). The same

@@ -12,8 +12,9 @@ A member is deployed in one of two forms (the spec's ``ensemble.refit``):
   when it used early stopping; probabilities averaged over the seeds. Its out-of-fold
   estimate is then that of the bag, an approximation this form accepts.
 
-`score_on_test` is the one place where the test split meets a model: each member and each
-ensemble is scored there exactly once. For a segmented feature set (several clips per
+Each member predicts the test split once (`deploy_and_predict`, a Ray task per member),
+and `score_on_test` is the one place where those predictions meet the labels: each member
+and each ensemble is scored there exactly once. For a segmented feature set (several clips per
 group, e.g. 3 s segments of one track) the metrics are computed per clip and per group
 (the group's clips' mean probability): the per-group figure is what ``predict`` answers.
 
@@ -36,9 +37,10 @@ from features.sequences import SequenceSet
 from features.store import FeatureStore
 from results.ensemble import combine, per_group
 from results.experiment import Member
+from search import io as store_io
 
 __all__ = ["DeployedMember", "TestScores", "bag_member", "refit_member", "save_members", "load_members",
-           "load_split", "score_test", "score_on_test", "TEST_METRICS", "FORMS"]
+           "deploy_and_predict", "load_split", "score_test", "score_on_test", "TEST_METRICS", "FORMS"]
 
 #: The test-split metrics of ``ensembles.csv`` (``test_<m>``, and ``test_group_<m>``).
 TEST_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
@@ -86,12 +88,10 @@ def bag_member(member: Member) -> DeployedMember:
                          "this trial ran before they were kept: use ensemble.refit: full", "no fold models")
     weights = []
     for f in member.fits:
-        path = os.path.join(member.checkpoint, f["file"])
-        try:
-            with open(path, "rb") as fh:
-                blob = fh.read()
-        except OSError as exc:
-            raise StoreError(path, "a bagged member's fold model must exist", exc.strerror) from None
+        path = store_io.join(member.checkpoint, f["file"])
+        blob = store_io.read_bytes(path)
+        if blob is None:
+            raise StoreError(path, "a bagged member's fold model must exist", "missing")
         weights.append(weights_from_bytes(os.path.splitext(path)[1], blob, model=member.model,
                                           flat_config=member.config, seed=int(f["seed"]), where=path))
     return DeployedMember(member.trial_id, member.model, dict(member.config), "bag",
@@ -129,9 +129,8 @@ def refit_member(member: Member, train: SequenceSet, *, seeds: Sequence[int]) ->
 
 
 def save_members(members: Sequence[DeployedMember], folder: str) -> list[dict[str, Any]]:
-    """Write each member's weights into ``folder`` (atomically, file by file); returns the
-    entries `load_members` needs (for ``ensemble.json``)."""
-    from search.io import write_bytes_atomic
+    """Write each member's weights into ``folder`` (a local path or URI; atomically, file by
+    file); returns the entries `load_members` needs (for ``ensemble.json``)."""
     from trainables.saved import weights_to_bytes
 
     entries = []
@@ -139,7 +138,7 @@ def save_members(members: Sequence[DeployedMember], folder: str) -> list[dict[st
         blobs = [weights_to_bytes(w) for w in m.weights]
         files = m.file_names([suffix for suffix, _ in blobs])
         for name, (_, blob) in zip(files, blobs):
-            write_bytes_atomic(blob, os.path.join(folder, name))
+            store_io.write_bytes_atomic(blob, store_io.join(folder, name))
         entries.append({"trial_id": m.trial_id, "model": m.model, "config": m.config, "form": m.form,
                         "seeds": m.seeds, "folds": m.folds, "files": files, "epochs": m.epochs})
     return entries
@@ -153,13 +152,13 @@ def load_members(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[Depl
     for e in entries:
         weights = []
         for name, seed in zip(e["files"], e["seeds"]):
-            path = os.path.join(folder, os.path.basename(name))  # never outside the folder
-            if not os.path.exists(path):
+            path = store_io.join(folder, os.path.basename(name))  # never outside the folder
+            blob = store_io.read_bytes(path)
+            if blob is None:
                 raise StoreError(path, "a saved ensemble member's weights must exist "
                                  "(re-run `seqsweep results ensemble DIR`)", "missing")
-            with open(path, "rb") as fh:
-                weights.append(weights_from_bytes(os.path.splitext(path)[1], fh.read(), model=e["model"],
-                                                  flat_config=e["config"], seed=int(seed), where=path))
+            weights.append(weights_from_bytes(os.path.splitext(path)[1], blob, model=e["model"],
+                                              flat_config=e["config"], seed=int(seed), where=path))
         folds = list(e.get("folds") or [None] * len(weights))
         out.append(DeployedMember(str(e["trial_id"]), e["model"], dict(e["config"]), e.get("form", "full"),
                                   list(e["seeds"]), folds, weights, epochs=e.get("epochs")))
@@ -207,22 +206,48 @@ class TestScores:
     ensemble_metrics: dict[str, dict[str, float]]
 
 
+def deploy_and_predict(
+    member: Member,
+    *,
+    form: str,
+    test: SequenceSet,
+    folder: str,
+    train: SequenceSet | None = None,
+    seeds: Sequence[int] = (),
+) -> tuple[dict[str, Any], np.ndarray, float]:
+    """Deploy one member (its bag, or a ``full`` refit on ``train`` with ``seeds``), save its
+    weights into ``folder`` and predict ``test`` with it: (its ``ensemble.json`` entry, its
+    test probabilities float64 [shape=(N_test, C)], seconds). `finish_sweep` runs this as
+    one Ray task per member, with the sweep's per-trial resources, so the work lands where
+    the trials ran (on the GPU workers when trials asked for GPUs)."""
+    import time
+
+    started = time.perf_counter()
+    if form == "bag":
+        deployed = bag_member(member)
+    else:
+        if train is None:
+            raise StoreError("train", "a full refit needs the train split", None)
+        deployed = refit_member(member, train, seeds=seeds)
+    proba = deployed.predict_proba(test) if len(test) else np.zeros((0, test.n_classes))
+    entry = save_members([deployed], folder)[0]
+    return entry, proba, time.perf_counter() - started
+
+
 def score_on_test(
-    members: Sequence[DeployedMember],
+    member_proba: Mapping[str, np.ndarray],
     ensembles: Mapping[str, tuple[Sequence[str], Sequence[float]]],
     test: SequenceSet,
     *,
     by_group: bool = False,
 ) -> TestScores:
-    """Score every deployed member and every ensemble once on the held-out ``test`` split.
+    """Score every deployed member's test probabilities (``member_proba``, by trial id, each
+    predicted once by `deploy_and_predict`) and every ensemble once on the held-out ``test``.
 
-    ``ensembles`` maps a method to ``(member trial ids, weights)``; each member predicts the
-    test split once and the ensembles combine those probabilities. ``by_group`` adds the
-    per-group metrics (segmented feature sets).
+    ``ensembles`` maps a method to ``(member trial ids, weights)``; the ensembles combine the
+    members' probabilities. ``by_group`` adds the per-group metrics (segmented feature sets).
     """
-    n = len(test)
     groups = np.asarray(test.groups, dtype=str) if by_group else None
-    member_proba = {m.trial_id: (m.predict_proba(test) if n else np.zeros((0, test.n_classes))) for m in members}
     member_metrics = {tid: score_test(test.y, p, n_classes=test.n_classes, groups=groups)
                       for tid, p in member_proba.items()}
     ensemble_proba, ensemble_metrics = {}, {}
@@ -230,5 +255,5 @@ def score_on_test(
         proba = combine(method, np.stack([member_proba[t] for t in ids]), weights=weights)
         ensemble_proba[method] = proba
         ensemble_metrics[method] = score_test(test.y, proba, n_classes=test.n_classes, groups=groups)
-    return TestScores(test.y, np.asarray(test.clip_ids, dtype=str), member_proba, ensemble_proba,
+    return TestScores(test.y, np.asarray(test.clip_ids, dtype=str), dict(member_proba), ensemble_proba,
                       member_metrics, ensemble_metrics)

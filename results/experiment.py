@@ -3,13 +3,14 @@ trial's out-of-fold probabilities and learning curves.
 
 The folder ``<storage>/<name>/`` (see `search.sweep`) holds ``sweep.json``,
 ``leaderboard.csv``, ``leaderboard_folds.csv`` and one ``trial_<id>/checkpoint_*/`` per
-trial that finished with status ``ok``, holding ``oof.npz`` and ``fits.json``. The results
-room reads local experiment folders.
+trial that finished with status ``ok``, holding ``oof.npz``, ``fits.json`` and
+``fold_models/``. The folder may be a local path or any URI Ray Tune stores experiments at
+(``file://``, ``s3://``, ``gs://``): every read goes through `search.io`.
 """
 
 from __future__ import annotations
 
-import glob
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import StoreError
+from search import io as store_io
 from search.leaderboard import FOLDS, LEADERBOARD
 from search.sweep import SPEC_FILE
 from search.trial import FITS_FILE, OOF_FILE
@@ -27,9 +29,12 @@ __all__ = ["Experiment", "Member", "load_experiment", "read_csv_ids"]
 
 
 def read_csv_ids(path: str) -> pd.DataFrame:
-    """A leaderboard CSV with ``trial_id`` kept as text (an all-digit or ``1e5``-like Ray
-    trial id would otherwise become a number)."""
-    frame = pd.read_csv(path, dtype={"trial_id": str})
+    """A leaderboard CSV (local path or URI) with ``trial_id`` kept as text (an all-digit or
+    ``1e5``-like Ray trial id would otherwise become a number)."""
+    data = store_io.read_bytes(path)
+    if data is None:
+        raise StoreError(path, "a sweep's experiment folder must hold this file", "missing")
+    frame = pd.read_csv(io.BytesIO(data), dtype={"trial_id": str})
     if "error" in frame:
         frame["error"] = frame["error"].fillna("").astype(str)
     return frame
@@ -96,8 +101,8 @@ class Experiment:
 
     def folds(self) -> pd.DataFrame:
         """``leaderboard_folds.csv`` (one row per trial, seed and fold; empty if absent)."""
-        path = os.path.join(self.path, FOLDS)
-        if not os.path.exists(path):
+        path = store_io.join(self.path, FOLDS)
+        if not store_io.exists(path):
             return pd.DataFrame(columns=["trial_id", "model", "seed", "fold", self.metric])
         return read_csv_ids(path)
 
@@ -107,29 +112,30 @@ class Experiment:
         return board.sort_values("rank", kind="stable").reset_index(drop=True)
 
     def trial_dir(self, trial_id: str) -> str:
-        return os.path.join(self.path, f"trial_{trial_id}")
+        return store_io.join(self.path, f"trial_{trial_id}")
 
     def checkpoint(self, trial_id: str) -> str:
         """The trial's last checkpoint folder holding ``oof.npz``; `StoreError` if none."""
-        found = sorted(glob.glob(os.path.join(self.trial_dir(trial_id), "checkpoint_*", OOF_FILE)))
+        folder = self.trial_dir(trial_id)
+        found = [store_io.join(folder, name) for name in store_io.list_names(folder) if name.startswith("checkpoint_")]
+        found = [c for c in found if store_io.exists(store_io.join(c, OOF_FILE))]
         if not found:
-            raise StoreError(os.path.join(self.trial_dir(trial_id), "checkpoint_*", OOF_FILE),
+            raise StoreError(store_io.join(folder, "checkpoint_*", OOF_FILE),
                              "a trial with status ok must have saved its out-of-fold probabilities",
                              "no such file")
-        return os.path.dirname(found[-1])
+        return found[-1]
 
     def member(self, row: dict[str, Any] | pd.Series) -> Member:
         """Read one ok trial's ``oof.npz`` and ``fits.json``."""
         trial_id = str(row["trial_id"])
         ckpt = self.checkpoint(trial_id)
-        with np.load(os.path.join(ckpt, OOF_FILE), allow_pickle=False) as data:
+        with np.load(io.BytesIO(store_io.read_bytes(store_io.join(ckpt, OOF_FILE))), allow_pickle=False) as data:
             oof, y = data["proba"], data["y"].astype(np.int64)
             clip_ids, classes = data["clip_ids"].astype(str), [str(c) for c in data["classes"]]
             groups = data["groups"].astype(str) if "groups" in data.files else None
-        fits_path = os.path.join(ckpt, FITS_FILE)
+        fits_path = store_io.join(ckpt, FITS_FILE)
         try:
-            with open(fits_path) as fh:
-                fits = json.load(fh)
+            fits = json.loads(store_io.read_bytes(fits_path) or b"")
         except (OSError, json.JSONDecodeError) as exc:
             raise StoreError(fits_path, "must be the trial's readable fits.json", str(exc)) from None
         config = {k: v for k, v in fits.get("config", {}).items() if k != "model"}
@@ -147,7 +153,7 @@ class Experiment:
         """
         ok = self.ok_trials()
         if ok.empty:
-            raise StoreError(os.path.join(self.path, LEADERBOARD), "ensembles need at least one trial with "
+            raise StoreError(store_io.join(self.path, LEADERBOARD), "ensembles need at least one trial with "
                              "status ok", f"{len(self.board)} trials, none ok")
         if top_k is not None and len(ok) < top_k and echo is not None:
             echo(f"top_k is {top_k} but only {len(ok)} trials finished ok: using those {len(ok)}")
@@ -161,22 +167,22 @@ class Experiment:
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
-    """Read ``sweep.json`` and ``leaderboard.csv`` of the experiment folder ``path``.
+    """Read ``sweep.json`` and ``leaderboard.csv`` of the experiment folder ``path`` (a local
+    path or a URI such as ``s3://bucket/runs/quick``).
 
     Raises `StoreError` naming the folder or file when it is missing or unreadable.
     """
-    path = os.path.abspath(os.fspath(path))
-    if not os.path.isdir(path):
+    path = store_io.resolve(path)
+    if not store_io.is_dir(path) and not store_io.exists(store_io.join(path, SPEC_FILE)):
         raise StoreError(path, "must be a sweep's experiment folder (<storage>/<name>)", "no such folder")
-    spec_path = os.path.join(path, SPEC_FILE)
-    board_path = os.path.join(path, LEADERBOARD)
+    spec_path = store_io.join(path, SPEC_FILE)
+    board_path = store_io.join(path, LEADERBOARD)
     for needed in (spec_path, board_path):
-        if not os.path.exists(needed):
+        if not store_io.exists(needed):
             raise StoreError(needed, "a sweep's experiment folder must hold this file",
                              "missing (is this <storage>/<name> of a sweep that ran?)")
     try:
-        with open(spec_path) as fh:
-            spec = json.load(fh)
+        spec = json.loads(store_io.read_bytes(spec_path) or b"")
     except (OSError, json.JSONDecodeError) as exc:
         raise StoreError(spec_path, "must be the sweep's readable JSON spec", str(exc)) from None
     return Experiment(path, spec, read_csv_ids(board_path))

@@ -23,7 +23,6 @@ of CV fold models, or refit), one test scoring, the saved ensemble, and the repo
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,16 +36,13 @@ from results.deploy import (
     FORMS,
     TEST_METRICS,
     TestScores,
-    bag_member,
+    deploy_and_predict,
     load_split,
-    refit_member,
-    save_members,
     score_on_test,
 )
 from results.ensemble import (
     METHODS,
     average_seeds,
-    combine,
     cross_fit,
     fit_logloss_weights,
     greedy_selection,
@@ -55,7 +51,7 @@ from results.ensemble import (
     top_k_weights,
 )
 from results.experiment import Experiment, Member, load_experiment
-from search.io import write_bytes_atomic
+from search import io as store_io
 from search.leaderboard import write_csv_atomic
 
 __all__ = ["EnsembleDef", "FinishSummary", "build_ensembles", "finish_sweep", "parse_methods",
@@ -267,13 +263,12 @@ def _check_train(train_ids: np.ndarray, member: Member, spec: dict[str, Any]) ->
                          f"{len(train_ids)} train clips now, {len(member.clip_ids)} then")
 
 
-def _save(exp: Experiment, folder: str, deployed: list, defs: Sequence[EnsembleDef], members: Sequence[Member],
-          scores: TestScores, classes: list[str], *, best: dict[str, str]) -> None:
-    """Weights, then ``test_predictions.npz``, then ``ensemble.json`` (the commit point); old
-    weight files no entry names are removed last."""
+def _save(exp: Experiment, folder: str, entries: list[dict[str, Any]], defs: Sequence[EnsembleDef],
+          members: Sequence[Member], scores: TestScores, classes: list[str], *, best: dict[str, str]) -> None:
+    """The members' weights are written (by their tasks); then ``test_predictions.npz``, then
+    ``ensemble.json`` (the commit point); old weight files no entry names are removed last."""
     import io
 
-    entries = save_members(deployed, folder)
     by_id = {m.trial_id: m for m in members}
     for e in entries:
         e["rank"] = by_id[e["trial_id"]].rank
@@ -285,18 +280,52 @@ def _save(exp: Experiment, folder: str, deployed: list, defs: Sequence[EnsembleD
         member_proba=np.stack([scores.member_proba[m.trial_id] for m in members]).astype(np.float32),
         methods=np.asarray(methods, dtype=str),
         ensemble_proba=np.stack([scores.ensemble_proba[m] for m in methods]).astype(np.float32))
-    write_bytes_atomic(buffer.getvalue(), os.path.join(folder, TEST_PREDICTIONS))
+    store_io.write_bytes_atomic(buffer.getvalue(), store_io.join(folder, TEST_PREDICTIONS))
     info = {
         "format": _FORMAT, "experiment": exp.path, "metric": exp.metric, "classes": classes,
         "store": exp.spec["store"], "dataset": exp.spec["dataset"], "feature_set": exp.spec["feature_set"],
         "features": _feature_info(exp.spec), "best": best, "members": entries,
         "methods": {d.method: {"members": d.members, "weights": d.weights} for d in defs},
     }
-    write_bytes_atomic(json.dumps(info, indent=2).encode(), os.path.join(folder, ENSEMBLE_JSON))
+    store_io.write_bytes_atomic(json.dumps(info, indent=2).encode(), store_io.join(folder, ENSEMBLE_JSON))
     wanted = {f for e in entries for f in e["files"]}
-    for name in os.listdir(folder):
+    for name in store_io.list_names(folder):
         if name.endswith((".pt", ".npz")) and name != TEST_PREDICTIONS and name not in wanted:
-            os.remove(os.path.join(folder, name))
+            store_io.remove(store_io.join(folder, name))
+
+
+def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: Any, seeds: list[int],
+                   folder: str, resources: dict[str, Any], echo: Callable[[str], Any]
+                   ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """`deploy_and_predict` for every member as Ray tasks with the sweep's per-trial
+    resources, all at once; the driver waits with a progress bar and keeps the answers in
+    rank order."""
+    import ray
+    from tqdm.auto import tqdm
+
+    from features.ray_runtime import ensure_ray
+
+    ensure_ray()
+    cpus, gpus = float(resources.get("cpus", 1.0)), float(resources.get("gpus", 0.0))
+    task = ray.remote(deploy_and_predict).options(num_cpus=cpus, num_gpus=gpus, max_retries=2)
+    test_ref = ray.put(test)
+    train_ref = ray.put(train) if train is not None else None
+    refs = {task.remote(m, form=form, test=test_ref, folder=folder, train=train_ref, seeds=seeds): m
+            for m in members}
+    done: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+    pending = list(refs)
+    what = "bags of fold models" if form == "bag" else "refits"
+    with tqdm(total=len(pending), desc=f"members on test ({what})", unit="member", leave=False) as bar:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            member = refs[ready[0]]
+            entry, proba, seconds = ray.get(ready[0])
+            done[member.trial_id] = (entry, proba)
+            bar.update(1)
+            echo(f"  trial {member.trial_id} ({member.model}, rank {member.rank}) deployed and predicted "
+                 f"in {seconds:.1f} s")
+    entries = [done[m.trial_id][0] for m in members]
+    return entries, {m.trial_id: done[m.trial_id][1] for m in members}
 
 
 def _segmented(members: Sequence[Member]) -> bool:
@@ -348,32 +377,30 @@ def finish_sweep(
     defs = build_ensembles(pool, chosen, top_k=top_k, metric=exp.metric, fit_weights=fit_weights,
                            parts=weight_parts(pool, folds=int(cv.get("folds", 5)), seed=base))
     groups = members[0].groups if _segmented(members) else None
+    train, seeds = None, [base + s for s in range(int(cv.get("seeds", 1)))]
     if form == "bag":
-        echo(f"deploying {len(members)} members as their bags of CV fold models")
-        deployed = [bag_member(m) for m in members]
+        echo(f"deploying {len(members)} members as their bags of CV fold models, as Ray tasks")
     else:
         train = load_split(exp.spec, "train")
         _check_train(train.clip_ids, members[0], exp.spec)
-        seeds = [base + s for s in range(int(cv.get("seeds", 1)))]
-        echo(f"refitting {len(members)} members on {len(train)} train clips ({len(seeds)} seeds each)")
-        deployed = []
-        for m in members:
-            deployed.append(refit_member(m, train, seeds=seeds))
-            echo(f"  trial {m.trial_id} ({m.model}, rank {m.rank}) refit in {deployed[-1].seconds:.1f} s")
+        echo(f"refitting {len(members)} members on {len(train)} train clips ({len(seeds)} seeds each), as Ray tasks")
     test = load_split(exp.spec, "test")
     if len(test) == 0:
         echo("the test split is empty: test_* columns are NaN")
-    scores = score_on_test(deployed, {d.method: (d.members, d.weights) for d in defs}, test,
+    folder = store_io.join(exp.path, ENSEMBLE_DIR)
+    entries, member_proba = _deploy_on_ray(members, form=form, test=test, train=train, seeds=seeds, folder=folder,
+                                           resources=exp.spec.get("resources") or {}, echo=echo)
+    scores = score_on_test(member_proba, {d.method: (d.members, d.weights) for d in defs}, test,
                            by_group=groups is not None)
 
     table = _table(members, defs, scores, form=form, groups=groups)
-    write_csv_atomic(table, os.path.join(exp.path, ENSEMBLES_CSV))
+    write_csv_atomic(table, store_io.join(exp.path, ENSEMBLES_CSV))
     # chosen on the out-of-fold estimates (per group when segmented): the test split stays unseen
     y = members[0].y
     oof_figures = [score(*(per_group(y, d.oof_proba, groups) if groups is not None else (y, d.oof_proba)),
                          exp.metric) for d in defs]
     best_ensemble = defs[int(np.argmax(oof_figures))].method
-    _save(exp, os.path.join(exp.path, ENSEMBLE_DIR), deployed, defs, members, scores, list(test.classes),
+    _save(exp, folder, entries, defs, members, scores, list(test.classes),
           best={"member": members[0].trial_id, "ensemble": best_ensemble})
 
     report_path = None

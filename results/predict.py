@@ -29,9 +29,10 @@ import pandas as pd
 from features.audio import AUDIO_EXTENSIONS
 from features.errors import ConfigError, SeqsweepError, StoreError
 from features.sequences import SequenceSet, pad_sequences
+from results.deploy import DeployedMember, load_members
 from results.ensemble import combine
 from results.pipeline import ENSEMBLE_DIR, ENSEMBLE_JSON
-from results.deploy import DeployedMember, load_members
+from search import io as store_io
 
 __all__ = ["predict", "load_ensemble", "expand_inputs", "SavedEnsemble"]
 
@@ -41,15 +42,16 @@ class SavedEnsemble:
     deployed members, loaded once."""
 
     def __init__(self, experiment_dir: str | os.PathLike) -> None:
-        folder = os.path.join(os.path.abspath(os.fspath(experiment_dir)), ENSEMBLE_DIR)
-        path = os.path.join(folder, ENSEMBLE_JSON)
-        if not os.path.isdir(os.fspath(experiment_dir)):
-            raise StoreError(os.fspath(experiment_dir), "must be a sweep's experiment folder", "no such folder")
-        if not os.path.exists(path):
+        root = store_io.resolve(experiment_dir)
+        folder = store_io.join(root, ENSEMBLE_DIR)
+        path = store_io.join(folder, ENSEMBLE_JSON)
+        data = store_io.read_bytes(path)
+        if data is None:
+            if not store_io.is_dir(root):
+                raise StoreError(root, "must be a sweep's experiment folder", "no such folder")
             raise StoreError(path, "predict needs the saved ensemble: run `seqsweep results ensemble DIR` "
                              "first", "missing")
-        with open(path) as fh:
-            self.info: dict[str, Any] = json.load(fh)
+        self.info: dict[str, Any] = json.loads(data)
         self.folder = folder
         self.classes: list[str] = list(self.info["classes"])
         self.members: dict[str, DeployedMember] = {m.trial_id: m for m in load_members(folder, self.info["members"])}
@@ -57,6 +59,11 @@ class SavedEnsemble:
     @property
     def methods(self) -> list[str]:
         return list(self.info["methods"])
+
+    @property
+    def best_method(self) -> str:
+        """The ensemble chosen by its out-of-fold estimate when it was built."""
+        return str((self.info.get("best") or {}).get("ensemble") or self.methods[0])
 
     def feature_spec(self) -> Any:
         """The `FeatureSpec` the members were trained on; `ConfigError` if not audio-derived."""
@@ -119,10 +126,12 @@ def predict(
     experiment_dir: str | os.PathLike,
     inputs: Sequence[str | os.PathLike],
     *,
-    method: str = "weighted",
+    method: str | None = None,
     out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Predict each audio file in ``inputs`` (files or folders) with the saved ensemble.
+    """Predict each audio file in ``inputs`` (files or folders) with the saved ensemble
+    ``method`` (default: the one chosen by its out-of-fold estimate, whose figures
+    ``ensembles.csv`` reports; per file, as its per-group test figures are).
 
     Returns a frame with one row per file: ``path``, ``predicted`` (class name, empty on
     error), ``prob_<class>`` per class (rows sum to 1; NaN on error) and ``error`` (empty
@@ -136,6 +145,7 @@ def predict(
     from search.leaderboard import write_csv_atomic
 
     saved = load_ensemble(experiment_dir)
+    method = method or saved.best_method
     if method not in saved.methods:
         raise ConfigError("--method", f"must be one of the saved ensemble's methods {saved.methods}", method)
     spec = saved.feature_spec()

@@ -19,8 +19,8 @@ Figures are drawn on `matplotlib.figure.Figure` objects (the Agg canvas, no pypl
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +30,7 @@ import pandas as pd
 from features.errors import StoreError
 from results.experiment import Experiment, load_experiment
 from results.pipeline import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PREDICTIONS
+from search import io as store_io
 
 __all__ = ["write_report", "REPORT_DIR", "FIGURES"]
 
@@ -40,10 +41,11 @@ _TOP = 8  # trials drawn in the learning curves and the CV spread
 
 
 def _save(fig: Any, path: str) -> str:
-    tmp = f"{path}.tmp"
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return os.path.basename(path)
+    """Render ``fig`` as PNG and write it to ``path`` (a local path or URI) atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    store_io.write_bytes_atomic(buffer.getvalue(), path)
+    return path.rsplit("/", 1)[-1]
 
 
 def _figure(width: float = 6.4, height: float = 4.4) -> Any:
@@ -184,12 +186,11 @@ def _start_order(exp: Experiment) -> list[str]:
     trials without a result come last, in rank order."""
     starts = {}
     for tid in exp.board["trial_id"]:
-        path = os.path.join(exp.trial_dir(tid), "result.json")
+        data = store_io.read_bytes(store_io.join(exp.trial_dir(tid), "result.json"))
         try:
-            with open(path) as fh:
-                first = json.loads(fh.readline())
+            first = json.loads(data.split(b"\n", 1)[0]) if data else None
             starts[tid] = float(first["timestamp"]) - float(first.get("time_total_s", 0.0))
-        except (OSError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError):
             continue
     ranked = list(exp.board.sort_values("rank")["trial_id"])
     return sorted(starts, key=lambda t: (starts[t], ranked.index(t))) + [t for t in ranked if t not in starts]
@@ -210,12 +211,11 @@ def write_report(experiment_dir: str) -> str:
     """Write the figures and ``report.md`` into ``<experiment_dir>/report/``; returns the
     path of ``report.md``."""
     exp = load_experiment(experiment_dir)
-    out = os.path.join(exp.path, REPORT_DIR)
-    os.makedirs(out, exist_ok=True)
+    out = store_io.join(exp.path, REPORT_DIR)
     metric = exp.metric
     ok = exp.ok_trials()
     top = list(ok["trial_id"].head(_TOP))
-    name = exp.spec.get("name", os.path.basename(exp.path))
+    name = exp.spec.get("name", exp.path.rsplit("/", 1)[-1])
     counts = exp.board["status"].value_counts().to_dict()
     md = [f"# Sweep `{name}`", "",
           f"{exp.spec.get('dataset')}/{exp.spec.get('feature_set')}, scored by {metric} "
@@ -223,12 +223,12 @@ def write_report(experiment_dir: str) -> str:
           f"objective {exp.spec.get('objective')}); {len(exp.board)} trials: "
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
 
-    ens_dir = os.path.join(exp.path, ENSEMBLE_DIR)
-    preds_path, info_path = os.path.join(ens_dir, TEST_PREDICTIONS), os.path.join(ens_dir, ENSEMBLE_JSON)
-    if os.path.exists(preds_path) and os.path.exists(info_path):
-        with open(info_path) as fh:
-            info = json.load(fh)
-        with np.load(preds_path, allow_pickle=False) as data:
+    ens_dir = store_io.join(exp.path, ENSEMBLE_DIR)
+    preds, info_bytes = (store_io.read_bytes(store_io.join(ens_dir, name))
+                         for name in (TEST_PREDICTIONS, ENSEMBLE_JSON))
+    if preds is not None and info_bytes is not None:
+        info = json.loads(info_bytes)
+        with np.load(io.BytesIO(preds), allow_pickle=False) as data:
             y, classes = data["y"], [str(c) for c in data["classes"]]
             member_ids = [str(t) for t in data["member_ids"]]
             methods = [str(m) for m in data["methods"]]
@@ -240,8 +240,8 @@ def write_report(experiment_dir: str) -> str:
                f"Best member: trial `{best_member}` (rank 1 by the CV objective). Best ensemble: "
                f"`{best_method}` (best out-of-fold {metric}). Neither was chosen by its test score.", ""]
         if len(y):
-            plot_confusion(y, mp, classes, f"best member {best_member}: test", os.path.join(out, FIGURES[0]))
-            plot_confusion(y, ep, classes, f"best ensemble {best_method}: test", os.path.join(out, FIGURES[1]))
+            plot_confusion(y, mp, classes, f"best member {best_member}: test", store_io.join(out, FIGURES[0]))
+            plot_confusion(y, ep, classes, f"best ensemble {best_method}: test", store_io.join(out, FIGURES[1]))
             md += [f"![confusion matrix, best member]({FIGURES[0]})",
                    f"![confusion matrix, best ensemble]({FIGURES[1]})", "",
                    f"### Per class, best member `{best_member}` on test", "",
@@ -250,27 +250,25 @@ def write_report(experiment_dir: str) -> str:
                    _md_table(per_class_table(y, ep, classes)), ""]
         else:
             md += ["The test split is empty: no confusion matrices.", ""]
-        table_path = os.path.join(exp.path, ENSEMBLES_CSV)
-        if os.path.exists(table_path):
-            md += [f"### Members and ensembles (`{ENSEMBLES_CSV}`)", "", _md_table(pd.read_csv(table_path,
-                                                                                         dtype={"members": str})), ""]
+        table = store_io.read_bytes(store_io.join(exp.path, ENSEMBLES_CSV))
+        if table is not None:
+            md += [f"### Members and ensembles (`{ENSEMBLES_CSV}`)", "",
+                   _md_table(pd.read_csv(io.BytesIO(table), dtype={"members": str})), ""]
     else:
         md += ["No ensemble yet: run `seqsweep results ensemble DIR` for the test-split confusion "
                "matrices and per-class tables.", ""]
 
-    plot_learning_curves(_curves(exp, top), metric, os.path.join(out, FIGURES[2]))
-    plot_search_history(exp.board, _start_order(exp), os.path.join(out, FIGURES[3]))
+    plot_learning_curves(_curves(exp, top), metric, store_io.join(out, FIGURES[2]))
+    plot_search_history(exp.board, _start_order(exp), store_io.join(out, FIGURES[3]))
     folds = exp.folds()
     plot_cv_spread(folds[folds["trial_id"].isin(top)] if metric in folds else folds.iloc[0:0], top,
-                   metric if metric in folds else "balanced_accuracy", os.path.join(out, FIGURES[4]))
+                   metric if metric in folds else "balanced_accuracy", store_io.join(out, FIGURES[4]))
     cols = [c for c in ["rank", "trial_id", "model", "objective", f"{metric}_mean", f"{metric}_std",
                         f"{metric}_min", "n_params", "train_seconds"] if c in ok]
     md += ["## Cross-validation", "", f"### Top {min(_TOP, len(ok))} trials", "",
            _md_table(ok[cols].head(_TOP)) if len(ok) else "No trial finished ok.", "",
            f"![learning curves]({FIGURES[2]})", "", f"![search history]({FIGURES[3]})", "",
            f"![CV spread]({FIGURES[4]})", ""]
-    path = os.path.join(out, "report.md")
-    with open(f"{path}.tmp", "w") as fh:
-        fh.write("\n".join(md))
-    os.replace(f"{path}.tmp", path)
+    path = store_io.join(out, "report.md")
+    store_io.write_bytes_atomic("\n".join(md).encode(), path)
     return path

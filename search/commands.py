@@ -66,9 +66,10 @@ def run(config: str, resume: bool, address: str | None, dashboard_host: str, sto
 
 
 @sweep.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("directory")
 def status(directory: str) -> None:
-    """Trials done, running and failed in the experiment DIRECTORY, and the best so far."""
+    """Trials done, running and failed in the experiment DIRECTORY (a path, or a URI such as
+    s3://bucket/runs/quick), and the best so far."""
     from search.status import sweep_status
 
     try:

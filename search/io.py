@@ -1,43 +1,101 @@
-"""Small files in an experiment folder, local or at a URI (s3://, gs://, file://), written
-atomically: to a temporary name beside the target, then renamed into place."""
+"""Files of an experiment folder, local or at a URI (``s3://``, ``gs://``, ``file://``), through
+`pyarrow.fs`: the one place the search and results rooms read, list and write them.
+
+A local path is made absolute; a URI is opened with `pyarrow.fs.FileSystem.from_uri`, so
+wherever Ray Tune can store an experiment, these functions reach it. Writes are atomic:
+the bytes go to a temporary name beside the target, then are renamed into place (a rename
+on local and NFS paths; on object stores a copy and delete, where a reader sees the old
+object or the whole new one).
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
 
-__all__ = ["write_bytes_atomic", "read_bytes"]
+__all__ = ["write_bytes_atomic", "read_bytes", "exists", "is_dir", "list_names", "remove", "join", "resolve"]
+
+
+def resolve(path: str | os.PathLike) -> str:
+    """A URI as given (without a trailing ``/``); a local path made absolute."""
+    text = os.fspath(path)
+    return text.rstrip("/") if "://" in text else os.path.abspath(text)
+
+
+def join(base: str, *parts: str) -> str:
+    """``base/part/...`` for a local path or a URI."""
+    return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def _fs(path: str):
+    import pyarrow.fs as pafs
+
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def _info(path: str):
+    fs, fpath = _fs(path)
+    return fs.get_file_info(fpath)
+
+
+def exists(path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    return _info(path).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    return _info(path).type == pafs.FileType.Directory
+
+
+def list_names(path: str) -> list[str]:
+    """Names of the entries directly in folder ``path``, sorted ([] if it does not exist)."""
+    import pyarrow.fs as pafs
+
+    fs, fpath = _fs(path)
+    if fs.get_file_info(fpath).type != pafs.FileType.Directory:
+        return []
+    return sorted(info.base_name for info in fs.get_file_info(pafs.FileSelector(fpath)))
+
+
+def remove(path: str) -> None:
+    fs, fpath = _fs(path)
+    fs.delete_file(fpath)
 
 
 def write_bytes_atomic(data: bytes, path: str) -> None:
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs, fpath = pafs.FileSystem.from_uri(path)
-        fs.create_dir(fpath.rsplit("/", 1)[0], recursive=True)
-        tmp = f"{fpath}.tmp-{uuid.uuid4().hex[:8]}"
-        with fs.open_output_stream(tmp) as out:
-            out.write(data)
-        fs.move(tmp, fpath)  # a rename on local and NFS paths; copy + delete on object stores
+    """Write ``data`` to ``path`` under a temporary name beside it, then rename it into place
+    (locally after an fsync, so a crash never leaves a renamed file without its bytes)."""
+    if "://" not in path or path.startswith("file://"):
+        local = path[len("file://"):] if path.startswith("file://") else os.path.abspath(path)
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+        tmp = f"{local}.tmp-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, local)
         return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    fs, fpath = _fs(path)
+    parent = fpath.rsplit("/", 1)[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    tmp = f"{fpath}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(tmp) as out:
+        out.write(data)
+    fs.move(tmp, fpath)
 
 
 def read_bytes(path: str) -> bytes | None:
     """The file's bytes, or None if there is no such file."""
-    if "://" in path:
-        import pyarrow.fs as pafs
+    import pyarrow.fs as pafs
 
-        fs, fpath = pafs.FileSystem.from_uri(path)
-        if fs.get_file_info(fpath).type == pafs.FileType.NotFound:
-            return None
-        with fs.open_input_stream(fpath) as fh:
-            return fh.read()
-    if not os.path.exists(path):
+    fs, fpath = _fs(path)
+    if fs.get_file_info(fpath).type == pafs.FileType.NotFound:
         return None
-    with open(path, "rb") as fh:
+    with fs.open_input_stream(fpath) as fh:
         return fh.read()

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 
 from features.errors import StoreError
+from search import io as store_io
 from search.leaderboard import LEADERBOARD, read_leaderboard
 
 __all__ = ["sweep_status"]
 
 
 def sweep_status(directory: str) -> str:
-    if not os.path.exists(os.path.join(directory, LEADERBOARD)):
+    """Counts by status and the best finished trial of the experiment ``directory`` (a local
+    path or a URI)."""
+    directory = store_io.resolve(directory)
+    if not store_io.exists(store_io.join(directory, LEADERBOARD)):
         raise StoreError(directory, f"a sweep's experiment folder holds {LEADERBOARD}",
                          "no leaderboard (is this <storage>/<name>?)")
     board = read_leaderboard(directory)
-    spec_path = os.path.join(directory, "sweep.json")
-    planned = None
-    if os.path.exists(spec_path):
-        with open(spec_path) as fh:
-            planned = json.load(fh)["search"]["num_samples"]
+    spec = store_io.read_bytes(store_io.join(directory, "sweep.json"))
+    planned = json.loads(spec)["search"]["num_samples"] if spec else None
     counts = board["status"].value_counts().to_dict()
     order = ["ok", "running", "pruned", "failed", "error"]
     parts = [f"{counts.get(s, 0)} {s}" for s in order if counts.get(s, 0)]

@@ -139,7 +139,14 @@ def test_cross_fitted_ensembles_are_not_flattered_by_their_own_rows():
     """Thirty candidates of pure noise on 100 rows: an ensemble whose members (top 5) or
     weights (greedy selection) are chosen and scored on the same rows looks far better than
     chance (0.74 for greedy); cross-fitted over five parts, neither does."""
-    from results.ensemble import combine, cross_fit, greedy_selection, score, soft_vote, top_k_weights
+    from results.ensemble import (
+        combine,
+        cross_fit,
+        greedy_selection,
+        score,
+        soft_vote,
+        top_k_weights,
+    )
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 100)

@@ -55,7 +55,7 @@ def copies(experiment, tmp_path_factory):
     """Copies of the experiment folder taken before `finished` writes into it."""
     root = tmp_path_factory.mktemp("copies")
     made = {}
-    for name in ("cli", "no_oof"):
+    for name in ("cli", "no_oof", "uri"):
         made[name] = root / name
         shutil.copytree(experiment, made[name])
     return made
@@ -119,9 +119,9 @@ def test_each_member_and_ensemble_is_scored_on_test_exactly_once(finished):
 
 
 def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finished):
+    from results.deploy import load_split
     from results.ensemble import combine
     from results.predict import load_ensemble
-    from results.deploy import load_split
 
     folder = experiment / "ensemble"
     info = json.loads((folder / "ensemble.json").read_text())
@@ -205,6 +205,26 @@ def test_rebuild_from_the_cli_and_clear_errors(copies, tmp_path):
     assert "No ensemble yet: run `seqsweep results ensemble DIR`" in text
     assert (copies["no_oof"] / "report" / "cv_spread.png").exists()
     assert not (copies["no_oof"] / "report" / "confusion_best_member.png").exists()
+
+
+def test_the_results_room_works_on_a_storage_uri(copies):
+    """An experiment at a URI (file:// here; s3:// and gs:// go through the same pyarrow
+    filesystem calls): ensembles, report, leaderboard and status, with no local path given."""
+    uri = f"file://{copies['uri']}"
+    res = cli("results", "ensemble", uri, "--top-k", "2", "--methods", "soft,weighted")
+    assert res.exit_code == 0, res.output
+    assert "oof_*: out-of-fold on the train split" in res.output and "95% interval" in res.output
+    table = pd.read_csv(copies["uri"] / "ensembles.csv", dtype={"members": str})
+    assert list(table["method"]) == ["member", "member", "soft", "weighted", "weighted_logloss"]
+    assert (copies["uri"] / "ensemble" / "ensemble.json").exists()
+    assert (copies["uri"] / "report" / "report.md").exists() and (copies["uri"] / "report" / "cv_spread.png").exists()
+    assert not list(copies["uri"].rglob("*.tmp-*"))  # every write renamed into place
+    res = cli("results", "leaderboard", uri, "--top", "2")
+    assert res.exit_code == 0 and "the best 2 shown" in res.output
+    res = cli("sweep", "status", uri)
+    assert res.exit_code == 0 and f"{N_TRIALS} trials" in res.output
+    res = cli("results", "leaderboard", f"file://{copies['uri']}/nothere")
+    assert res.exit_code == 1 and "leaderboard.csv" in res.output
 
 
 # ---- leaderboard and report -------------------------------------------------------------------------------
@@ -306,8 +326,8 @@ def test_predict_averages_the_segments_of_a_segmented_feature_set(synth_store, s
     the mean of its segments' probabilities."""
     from features import FeatureSpec, FeatureStore, extract_clip, pad_sequences
     from features.sequences import SequenceSet
-    from results.predict import predict
     from results.deploy import DeployedMember, save_members
+    from results.predict import predict
     from trainables import fit
 
     train = FeatureStore(synth_store).load("synth", "mfcc27", split="train", padded=True)
