@@ -18,10 +18,11 @@ trial id, the model family, the CV mean and std of the metric, the fits done, th
 and (for a failure) the error. Sampling, the space and restoring are Ray's and Optuna's.
 
 The study lives in Optuna's `JournalStorage`, in the experiment folder's ``optuna.log``
-when that folder is on a local disk, so ``optuna-dashboard <experiment>/optuna.log`` can
-show it and `close_orphans` can settle it after the sweep: a trial the driver had asked for
-but whose Ray trial never ended (the driver was killed between the two) is marked
-``FAIL`` there, so no trial of a finished sweep is left ``RUNNING``.
+(for an object-store experiment, a local journal copied there when the sweep ends), so
+``optuna-dashboard <experiment>/optuna.log`` can show it and `close_orphans` can settle it
+after the sweep: a trial the driver had asked for but whose Ray trial never ended (the
+driver was killed between the two) is marked ``FAIL`` there, so no trial of a finished
+sweep is left ``RUNNING``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-__all__ = ["TruthfulOptunaSearch", "optuna_state", "journal_storage", "close_orphans", "OPTUNA_LOG"]
+__all__ = ["TruthfulOptunaSearch", "optuna_state", "journal_path", "journal_storage", "upload_journal",
+           "close_orphans", "OPTUNA_LOG"]
 
 #: The Optuna journal file in the experiment folder (``optuna-dashboard`` opens it).
 OPTUNA_LOG = "optuna.log"
@@ -91,26 +93,49 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
+def journal_path(experiment_dir: str) -> str:
+    """Where the study's journal is written: ``<experiment_dir>/optuna.log`` on a local (or
+    ``file://``) folder; for an object store (``s3://``, ``gs://``), which cannot append to
+    a file, a local copy under ``~/.cache/seqsweep/journals/`` that `upload_journal`
+    copies into the experiment folder when the sweep ends."""
+    import hashlib
+
+    if experiment_dir.startswith("file://"):
+        return os.path.join(experiment_dir[len("file://"):], OPTUNA_LOG)
+    if "://" not in experiment_dir:
+        return os.path.join(experiment_dir, OPTUNA_LOG)
+    key = hashlib.sha256(experiment_dir.encode()).hexdigest()[:16]
+    return os.path.join(os.path.expanduser("~"), ".cache", "seqsweep", "journals", key, OPTUNA_LOG)
+
+
 def journal_storage(experiment_dir: str):
-    """Optuna's journal storage at ``<experiment_dir>/optuna.log``, or ``None`` (in memory)
-    when the folder is not on a local disk."""
+    """Optuna's journal storage for the experiment (see `journal_path`)."""
     import optuna
 
-    path = experiment_dir[len("file://"):] if experiment_dir.startswith("file://") else experiment_dir
-    if "://" in path:
-        return None
-    os.makedirs(path, exist_ok=True)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(os.path.join(path, OPTUNA_LOG)))
+    path = journal_path(experiment_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+
+
+def upload_journal(experiment_dir: str) -> None:
+    """Copy a local journal kept for an object-store experiment into its folder (no-op for a
+    local experiment, whose journal is already there)."""
+    from search.io import join, write_bytes_atomic
+
+    path = journal_path(experiment_dir)
+    if "://" in experiment_dir and not experiment_dir.startswith("file://") and os.path.exists(path):
+        with open(path, "rb") as fh:
+            write_bytes_atomic(fh.read(), join(experiment_dir, OPTUNA_LOG))
 
 
 def close_orphans(experiment_dir: str, study_name: str) -> int:
     """Mark ``FAIL`` every trial of the study still ``RUNNING`` once the sweep is over (an
-    Optuna trial whose Ray trial never ended); returns how many. No-op without a journal."""
+    Optuna trial whose Ray trial never ended); returns how many (0 without a journal)."""
     import optuna
 
-    storage = journal_storage(experiment_dir)
-    if storage is None:
+    if not os.path.exists(journal_path(experiment_dir)):
         return 0
+    storage = journal_storage(experiment_dir)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no trial was ever asked for

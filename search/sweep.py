@@ -23,7 +23,7 @@ from features.store import FeatureStore
 from search.cv import fingerprint_changes, make_plan, plan_fingerprint
 from search.io import read_bytes, write_bytes_atomic
 from search.leaderboard import LEADERBOARD, LiveLeaderboard, read_leaderboard
-from search.searcher import close_orphans
+from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec
 from search.trial import TrialSetup, cv_trial
@@ -215,6 +215,7 @@ def run_sweep(
     orphans = close_orphans(exp, spec.name)
     if orphans:
         echo(f"{orphans} Optuna trial(s) whose Ray trial never finished were marked FAIL")
+    upload_journal(exp)
 
     board = read_leaderboard(exp)
     finished = board[board["status"] == "ok"]
