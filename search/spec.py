@@ -49,6 +49,7 @@ METRICS = ("balanced_accuracy", "accuracy", "f1_macro", "f1_weighted")
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 SCHEDULERS = ("none", "asha", "wilcoxon")
 REFITS = ("bag", "full")
+FUSED = ("auto", True, False)
 OBJECTIVES = ("mean", "mean_minus_std")
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
 
@@ -239,6 +240,7 @@ class SweepSpec:
     cv: CVSpec = field(default_factory=CVSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
     train: dict = field(default_factory=dict)  # fixed training settings for every trial
+    fused: str | bool = "auto"  # train a trial's seeds x folds fits as one fused model: auto | true | false
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     storage: str = "runs"
     ensemble: EnsembleSpec = field(default_factory=EnsembleSpec)
@@ -299,7 +301,10 @@ class SweepSpec:
                                               "to their search ranges", models_raw)
         models = tuple(ModelSpace.parse(f"{pre}models.{n}", n, r) for n, r in models_raw.items())
 
-        train_raw = _keys(f"{pre}train", data.get("train"), tuple(TrainConfig.flat_key_names()))
+        train_raw = dict(_keys(f"{pre}train", data.get("train"), (*TrainConfig.flat_key_names(), "fused")))
+        fused = train_raw.pop("fused", "auto")
+        if fused not in FUSED:
+            raise ConfigError(f"{pre}train.fused", "must be auto, true or false", fused)
         TrainConfig.from_flat(train_raw)  # checks every fixed training value once, here
 
         r = _keys(f"{pre}resources", data.get("resources"), ("cpus", "gpus"))
@@ -323,7 +328,7 @@ class SweepSpec:
             name=text("name"), store=text("store"), dataset=text("dataset"), feature_set=text("feature_set"),
             models=models, metric=_choice(f"{pre}metric", data.get("metric", "balanced_accuracy"), METRICS),
             objective=objective, std_weight=std_weight, cv=cv, search=search,
-            train=dict(train_raw), resources=resources,
+            train=dict(train_raw), fused=fused, resources=resources,
             storage=text("storage", "runs"), ensemble=ensemble, source=source,
         )
         if search.sampler == "grid":

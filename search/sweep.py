@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from features.errors import ConfigError
+from features.errors import ConfigError, StoreError
 from features.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from features.store import FeatureStore
 from search.cv import fingerprint_changes, make_plan, plan_fingerprint
@@ -28,7 +28,7 @@ from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_de
 from search.spec import SweepSpec
 from search.trial import TrialSetup, cv_trial
 
-__all__ = ["SweepOutcome", "run_sweep", "SPEC_FILE", "PLAN_FILE", "trial_capacity"]
+__all__ = ["SweepOutcome", "run_sweep", "check_object_store", "SPEC_FILE", "PLAN_FILE", "trial_capacity"]
 
 SPEC_FILE = "sweep.json"
 PLAN_FILE = "plan.json"  # the fold plan's fingerprint: a resume must score on the same folds
@@ -72,6 +72,7 @@ def _write_spec(spec: SweepSpec) -> None:
             "dataset": spec.dataset, "feature_set": spec.feature_set, "metric": spec.metric,
             "objective": spec.objective, "std_weight": spec.std_weight, "cv": asdict(spec.cv),
             "search": asdict(spec.search), "resources": asdict(spec.resources), "train": spec.train,
+            "fused": spec.fused,
             "ensemble": asdict(spec.ensemble), "models": [m.name for m in spec.models], "source": spec.source}
     write_bytes_atomic(json.dumps(data, indent=2).encode(), f"{spec.experiment_path}/{SPEC_FILE}")
 
@@ -90,6 +91,28 @@ def _scheduler(spec: SweepSpec):
         return WilcoxonScheduler(fit_metric=f"fit_{spec.metric}", p_threshold=spec.search.wilcoxon_p,
                                  min_fits=grace)
     return None
+
+
+#: The share of a node's object store the train split may take: the trials' own objects
+#: (results, checkpoints) need the rest.
+OBJECT_STORE_SHARE = 0.8
+
+
+def check_object_store(nbytes: int, *, what: str, capacity: float | None = None) -> None:
+    """Raise `StoreError` when ``nbytes`` (the train split as handed to the trials) exceeds
+    `OBJECT_STORE_SHARE` of the smallest object store among the cluster's alive nodes
+    (``capacity`` overrides it). Every node that runs a trial holds one copy."""
+    import ray
+
+    if capacity is None:
+        stores = [n["Resources"].get("object_store_memory", 0) for n in ray.nodes() if n.get("Alive")]
+        capacity = min((c for c in stores if c), default=None)
+    if capacity and nbytes > OBJECT_STORE_SHARE * capacity:
+        raise StoreError(what, f"must fit in Ray's object store, which hands it to every trial: the smallest node's "
+                         f"store holds {capacity / 2**30:.2f} GiB, of which a sweep uses at most "
+                         f"{OBJECT_STORE_SHARE:.0%}; start Ray with more (`ray start --object-store-memory BYTES`, "
+                         "or object_store_memory in ray.init), or sweep fewer or shorter clips",
+                         f"{nbytes / 2**30:.2f} GiB padded")
 
 
 def _check_plan(spec: SweepSpec, fingerprint: dict[str, Any], *, resume: bool) -> None:
@@ -159,6 +182,8 @@ def run_sweep(
 
     data = FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split="train", padded=True)
     spec = with_token_defaults(spec, tokens=data.vocab_size is not None)
+    check_object_store(data.x.nbytes + data.lengths.nbytes, what=f"{spec.dataset}/{spec.feature_set} train split "
+                       f"({len(data)} clips x {data.x.shape[1]} steps x D={data.dim})")
     plan = make_plan(data, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
     source = f"{spec.store}/{spec.dataset}/{spec.feature_set}" if "://" in spec.store else \
         f"{os.path.abspath(spec.store)}/{spec.dataset}/{spec.feature_set}"
@@ -186,7 +211,8 @@ def run_sweep(
          f"{f' + {spec.resources.gpus:g} GPU' if spec.resources.gpus else ''} each)")
 
     setup = TrialSetup(metric=spec.metric, objective=spec.objective, std_weight=spec.std_weight,
-                       train=dict(spec.train), threads=max(1, int(spec.resources.cpus)))
+                       train=dict(spec.train), threads=max(1, int(spec.resources.cpus)),
+                       fused=spec.fused, fuse_by_seed=spec.search.scheduler != "none")
     trainable = tune.with_resources(
         tune.with_parameters(cv_trial, data=data, plan=plan, setup=setup),
         {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},

@@ -11,6 +11,11 @@ read). The last report carries a checkpoint with the out-of-fold probabilities
 weights (``fold_models/seed<s>_fold<k>.pt|.npz``): the trial's bag of fold models, which
 is what an ensemble deploys, so its out-of-fold estimate describes exactly that bag.
 
+With ``train.fused`` (``auto``: where `trainables.fused.use_fused` measured it faster) the
+fits are trained as one stacked model by `trainables.fused.fit_many`, each replica exactly
+as its sequential fit but for dropout's random stream; with a scheduler, one seed's folds
+at a time, so it still sees results between them.
+
 A fit that raises (a NaN loss, out of GPU memory, a bad config) ends the trial with
 ``status="failed"``, its ``error`` and a NaN objective, so Optuna marks it FAIL
 (`search.searcher`) and the sweep goes on; such errors are deterministic and are not
@@ -48,6 +53,8 @@ class TrialSetup:
     std_weight: float = 1.0
     train: dict = field(default_factory=dict)  # fixed TrainConfig keys
     threads: int = 1  # torch threads: the trial's CPU share
+    fused: str | bool = "auto"  # train the seeds x folds fits as one fused model (trainables.fused)
+    fuse_by_seed: bool = False  # with a scheduler: fuse one seed's folds at a time, reporting between
 
     def objective_of(self, values: list[float]) -> float:
         s = summarize(values)
@@ -69,6 +76,16 @@ def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[
     return out
 
 
+def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[int]]:
+    """Which of ``plan.fits`` are trained together: one at a time when not fused; fused,
+    all at once, or one seed's folds at a time when a scheduler reads results as they come."""
+    if not fused:
+        return [[k] for k in range(len(plan))]
+    if not setup.fuse_by_seed:
+        return [list(range(len(plan)))]
+    return [[k for k, f in enumerate(plan.fits) if f.seed_index == s] for s in range(len(plan.seeds))]
+
+
 def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
     """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
     import logging
@@ -80,6 +97,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
 
     from search.space import flat_config
     from trainables import fit, split_flat_config
+    from trainables.fused import fit_many, use_fused
     from trainables.saved import weights_to_bytes
 
     fits: list[dict[str, Any]] = []
@@ -93,6 +111,8 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
     try:
         name, model_config, train_config = split_flat_config(flat_config(config, setup.train))
         train_config = replace(train_config, num_threads=setup.threads)
+        fused = setup.fused is True or (setup.fused == "auto" and use_fused(
+            name, model_config, train_config, train_config.device, len(plan), data=data))
     except Exception as exc:  # a config the spec let through but the model refuses
         fail(f"{type(exc).__name__}: {exc}")
         return
@@ -100,42 +120,48 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
     oof = np.full((len(plan.seeds), plan.n_rows, data.n_classes), np.nan, dtype=np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         os.makedirs(os.path.join(tmp, FOLD_MODELS))
-        for k, cv_fit in enumerate(plan.fits):
+        for group in _fit_groups(plan, setup, fused=fused):
+            cv_fits = [plan.fits[k] for k in group]
             try:
-                result = fit(name, model_config, data.subset(cv_fit.train), data.subset(cv_fit.valid),
-                             seed=cv_fit.seed, train_config=train_config, return_weights=True)
+                if fused:  # the group's fits as one stacked model (trainables.fused)
+                    results = fit_many(name, model_config, data, [(f.seed, f.train, f.valid) for f in cv_fits],
+                                       train_config=train_config, return_weights=True)
+                else:
+                    results = [fit(name, model_config, data.subset(f.train), data.subset(f.valid), seed=f.seed,
+                                   train_config=train_config, return_weights=True) for f in cv_fits]
             except Exception as exc:  # deterministic: a NaN loss, OOM, a model error. Not retried.
-                where = f"seed {cv_fit.seed} fold {cv_fit.fold}"
+                where = (f"seed {cv_fits[0].seed} fold {cv_fits[0].fold}" if len(cv_fits) == 1 else
+                         f"fused fits of seeds {sorted({f.seed for f in cv_fits})}")
                 detail = "" if exc.__class__.__module__.startswith(("features", "trainables")) else \
                     "\n" + "".join(traceback.format_exception(exc)[-3:])
                 fail(f"{where}: {type(exc).__name__}: {exc}{detail}")
                 return
-            oof[cv_fit.seed_index, cv_fit.valid] = result.proba.astype(np.float32)
-            # the fold model is part of what is deployed (a member is its bag of fold models)
-            suffix, blob = weights_to_bytes(result.weights)
-            model_file = f"{FOLD_MODELS}/seed{cv_fit.seed}_fold{cv_fit.fold}{suffix}"
-            with open(os.path.join(tmp, model_file), "wb") as fh:
-                fh.write(blob)
-            scalars = result.scalars()
-            fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, **scalars, "inner_size": result.inner_size,
-                         "file": model_file})
-            histories.append(result.history)
-            report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
-                      "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
-                      **{f"fit_{m}": scalars[m] for m in REPORTED_METRICS},
-                      "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
-            if k < len(plan) - 1:
-                tune.report(report)
-                continue
-            report["status"] = "ok"
-            np.savez_compressed(os.path.join(tmp, OOF_FILE), proba=oof, y=data.y,
-                                clip_ids=np.asarray(data.clip_ids, dtype=str),
-                                groups=np.asarray(data.groups, dtype=str),
-                                seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
-            with open(os.path.join(tmp, FITS_FILE), "w") as fh:
-                json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},
-                           "fits": fits, "histories": histories}, fh, default=_json_default)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+            for cv_fit, result in zip(cv_fits, results):
+                oof[cv_fit.seed_index, cv_fit.valid] = result.proba.astype(np.float32)
+                # the fold model is part of what is deployed (a member is its bag of fold models)
+                suffix, blob = weights_to_bytes(result.weights)
+                model_file = f"{FOLD_MODELS}/seed{cv_fit.seed}_fold{cv_fit.fold}{suffix}"
+                with open(os.path.join(tmp, model_file), "wb") as fh:
+                    fh.write(blob)
+                scalars = result.scalars()
+                fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, **scalars,
+                             "inner_size": result.inner_size, "file": model_file, "fused": fused})
+                histories.append(result.history)
+                report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
+                          "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
+                          **{f"fit_{m}": scalars[m] for m in REPORTED_METRICS},
+                          "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
+                if len(fits) < len(plan):
+                    tune.report(report)
+        report["status"] = "ok"
+        np.savez_compressed(os.path.join(tmp, OOF_FILE), proba=oof, y=data.y,
+                            clip_ids=np.asarray(data.clip_ids, dtype=str),
+                            groups=np.asarray(data.groups, dtype=str),
+                            seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
+        with open(os.path.join(tmp, FITS_FILE), "w") as fh:
+            json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},
+                       "fused": fused, "fits": fits, "histories": histories}, fh, default=_json_default)
+        tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
 def _json_default(value: Any) -> Any:

@@ -291,3 +291,33 @@ def test_storage_at_a_uri(ray_session, synth_store, tmp_path):
     assert outcome.ok == 2
     board = pd.read_csv(tmp_path / "runs" / "t" / "leaderboard.csv")
     assert len(board) == 2 and (board["status"] == "ok").all()
+
+
+def test_a_train_split_too_big_for_the_object_store_is_refused_with_its_size(ray_session):
+    from features import StoreError
+    from search.sweep import check_object_store
+
+    check_object_store(700 * 2**20, what="d/f train split", capacity=2**30)  # 0.68 of 1 GiB: fine
+    with pytest.raises(StoreError, match=r"d/f train split: must fit in Ray's object store.*1.00 GiB.*"
+                                         r"\(got 0.88 GiB padded\)"):
+        check_object_store(900 * 2**20, what="d/f train split", capacity=2**30)
+    check_object_store(1000, what="tiny")  # the session's real store
+
+
+def test_train_fused_is_checked_and_a_fused_trial_runs(ray_session, synth_store, tmp_path):
+    """train.fused: true trains a trial's seeds x folds fits as one stacked model; the
+    trial's rows, fold models and out-of-fold probabilities are as a sequential trial's."""
+    with pytest.raises(ConfigError, match=r"train.fused: must be auto, true or false \(got sometimes\)"):
+        spec_with(train={"fused": "sometimes"})
+    assert spec_with().fused == "auto"
+    spec = spec_with(store=str(synth_store), storage=str(tmp_path / "runs"), search__num_samples=1,
+                     cv={"folds": 2, "seeds": 2}, train={"fused": True},
+                     models={"cnn1d": {"filters": [4], "num_blocks": 1, "epochs": 2, "batch_size": 16}})
+    outcome = _run(spec)
+    assert outcome.ok == 1
+    exp = Path(outcome.experiment_dir)
+    (ckpt,) = glob.glob(str(exp / "trial_*" / "checkpoint_*"))
+    fits = json.loads((Path(ckpt) / "fits.json").read_text())
+    assert fits["fused"] is True and len(fits["fits"]) == 4
+    assert all((Path(ckpt) / f["file"]).exists() for f in fits["fits"])
+    assert np.isfinite(np.load(Path(ckpt) / "oof.npz")["proba"]).all()

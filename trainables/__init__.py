@@ -41,6 +41,7 @@ from trainables.registry import (
 if TYPE_CHECKING:
     from trainables.batching import bucket_batches
     from trainables.classic import PooledClassifier, pooled_features
+    from trainables.fused import fit_many, use_fused
     from trainables.loop import EpochCallback, FitResult, fit, predict_proba, seed_everything
     from trainables.metrics import SCALAR_METRICS, classification_metrics
 
@@ -64,6 +65,8 @@ __all__ = [
     "RandomForestConfig",
     # training and prediction
     "fit",
+    "fit_many",
+    "use_fused",
     "predict_proba",
     "FitResult",
     "EpochCallback",
@@ -78,6 +81,8 @@ __all__ = [
 
 _LAZY = {
     "fit": "trainables.loop",
+    "fit_many": "trainables.fused",
+    "use_fused": "trainables.fused",
     "predict_proba": "trainables.loop",
     "FitResult": "trainables.loop",
     "EpochCallback": "trainables.loop",
