@@ -46,7 +46,7 @@ def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
     }
 
 
-def run_demo(out: Path, *, classes: int = 5, clips: int = 30, seconds: float = 3.0, trials: int = 24,
+def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3.0, trials: int = 24,
              echo=click.echo) -> dict[str, str]:
     """Run the demo into ``out``; return the paths of what it wrote."""
     from features import FeatureSpec, extract_audio
@@ -107,7 +107,7 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 30, seconds: float = 3
 def demo(out: Path, trials: int) -> None:
     """Run seqsweep end to end on synthetic audio on a local Ray instance: audio -> feature
     store -> sweep (LSTM, CNN, WaveNet, kNN, random forest; repeated-seed CV) -> ensembles
-    -> leaderboard CSVs and report. About 3 minutes on 2 cores."""
+    -> leaderboard CSVs and report. About 2 minutes on 2 cores."""
     try:
         run_demo(out, trials=trials)
     except SeqsweepError as exc:

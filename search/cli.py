@@ -13,7 +13,7 @@ import click
 
 #: command name -> "module:attribute" of its click command or group
 SUBCOMMANDS = {
-    "demo": ("results.demo:demo", "Run everything end to end on synthetic audio (about 3 minutes on 2 cores)."),
+    "demo": ("results.demo:demo", "Run everything end to end on synthetic audio (about 2 minutes on 2 cores)."),
     "features": ("features.cli:features", "Build and inspect the Parquet feature store."),
     "sweep": ("search.commands:sweep", "Run a sweep from a YAML spec; see how one is doing."),
     "results": ("results.cli:results", "Leaderboards, ensembles and reports of a finished sweep."),

@@ -395,7 +395,7 @@ class _Batches:
         self.device = device
         self.lengths = lengths
         self.x = torch.from_numpy(x)
-        self.y = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
+        self.y = None if y is None else torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: y may be read-only (object store)
         if device.type == "cuda" and x.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]:
             self.x = self.x.to(device)
             self.y = None if self.y is None else self.y.to(device)
