@@ -3,16 +3,89 @@
 Every room that runs work on Ray (extraction here, sweeps in `search`) calls
 `ensure_ray`, so there is one place that decides where the work goes and how the
 dashboard is exposed.
+
+**A job's working directory on a machine with several nodes.** A driver started by
+``ray job submit --working-dir .`` runs inside the node's copy of the uploaded directory,
+``<session>/runtime_resources/working_dir_files/_ray_pkg_<hash>``. Nodes started with
+``ray start`` on one machine share one session folder, and so one such copy, but each
+node's runtime-env agent keeps its own record of what it has installed: when the job
+connects, every other node's agent finds the folder "not installed by me", deletes it and
+unpacks it again (Ray 2.60 installs a job's ``working_dir`` eagerly on every node, and
+overwrites on a cache miss). The driver is left in a deleted directory: ``os.getcwd()``
+fails, relative paths no longer resolve, and importing torch then kills the process,
+because the oneMKL bundled in ``libtorch_cpu.so`` calls ``getcwd()`` in its load-time
+constructor and turns the failure into ``Intel oneMKL FATAL ERROR: Cannot load
+.../libtorch_cpu.so`` and ``exit(2)``. `ensure_ray` therefore has each node that shares
+this driver's session folder install the job's environment now (a no-op task pinned to
+it) and then re-enters the directory by its path (`settle_working_dir`). On a cluster of
+separate machines, or when each local node has its own ``--temp-dir``, there is nothing
+to settle and nothing is run.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-__all__ = ["ensure_ray", "DEFAULT_DASHBOARD_HOST"]
+__all__ = ["ensure_ray", "settle_working_dir", "DEFAULT_DASHBOARD_HOST"]
 
 #: The dashboard listens on loopback only unless the user says otherwise.
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
+
+#: How long to wait for the other nodes to install the job's working directory.
+SETTLE_TIMEOUT_S = 120.0
+
+
+def _cwd() -> str | None:
+    """This process's working directory by path, also when it has been deleted."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return os.environ.get("PWD")
+
+
+def _session_dir(node: dict) -> str | None:
+    # a node's plasma socket lives in <session>/sockets/: its session folder, which holds
+    # the runtime_resources/ its agent installs working directories into
+    socket = node.get("ObjectStoreSocketName") or ""
+    return os.path.realpath(os.path.dirname(os.path.dirname(socket))) if socket else None
+
+
+def settle_working_dir(cwd: str | None, *, timeout: float = SETTLE_TIMEOUT_S) -> list[str]:
+    """Make this driver's working directory ``cwd`` safe from the other nodes of its machine.
+
+    When ``cwd`` is a job's working directory unpacked under this node's session folder and
+    other live nodes share that folder (several ``ray start`` on one machine), run a no-op
+    task on each of them, so that their agents have installed the job's environment (and
+    will not replace the folder again while the job runs), then ``chdir`` to ``cwd``, a
+    fresh directory at the same path if the old one was deleted. Returns the node ids it
+    waited for (none in the usual case of one node per machine)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if not cwd:
+        return []
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    me = ray.get_runtime_context().get_node_id()
+    session = next((_session_dir(n) for n in nodes if n.get("NodeID") == me), None)
+    if not session or not os.path.realpath(cwd).startswith(os.path.join(session, "runtime_resources") + os.sep):
+        return []
+    peers = [n["NodeID"] for n in nodes if n.get("NodeID") != me and _session_dir(n) == session]
+    if peers:
+        def installed() -> bool:  # a worker of this job on that node: its agent has installed the job's env
+            return True
+
+        touch = ray.remote(num_cpus=0, max_retries=0)(installed)
+        refs = [touch.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote()
+                for node_id in peers]
+        try:
+            ray.get(refs, timeout=timeout)
+        except Exception as exc:  # a node that died or hangs: go on, the re-entry below still helps
+            print(f"warning: {len(peers)} other Ray node(s) on this machine did not confirm the job's "
+                  f"working directory within {timeout:.0f} s ({type(exc).__name__}: {exc})", file=sys.stderr)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    return peers
 
 
 def ensure_ray(
@@ -28,13 +101,17 @@ def ensure_ray(
     used as it is. Otherwise ``address`` or ``$RAY_ADDRESS`` names a cluster to join;
     with neither, a local instance starts with its dashboard bound to
     ``dashboard_host`` (127.0.0.1 by default, so nothing outside this machine reaches it).
+    A job driver that joins a cluster has its working directory settled first (see the
+    module's docstring and `settle_working_dir`).
     """
     import ray
 
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address:
+            cwd = _cwd()
             ctx = ray.init(address=address, log_to_driver=True)
+            settle_working_dir(cwd)
         else:
             ctx = ray.init(
                 address="local",  # our own instance, never a Ray someone left running here
