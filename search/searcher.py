@@ -64,10 +64,27 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._cv_metric = cv_metric
         super().__init__(*args, **kwargs)
 
+    # A resumed sweep restores this searcher as it was at the last saved experiment state,
+    # but the journal file kept every write after it: a trial that finished between the
+    # two is finished in the study and running again in Ray Tune. The study keeps its first
+    # answer; the repeat run's reports and completion are not written over it.
+    def _finished_in_study(self, trial_id: str) -> bool:
+        ot_trial = self._ot_trials[trial_id]
+        state = self._ot_study._storage.get_trial(ot_trial._trial_id).state
+        return state.is_finished()
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._ot_trials and self._finished_in_study(trial_id):
+            return
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         import optuna
 
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        if self._finished_in_study(trial_id):
+            self._completed_trials.add(trial_id)
             return
         ot_trial = self._ot_trials[trial_id]
         state, value = optuna_state(result, error=error)
