@@ -235,7 +235,7 @@ def test_resume_after_the_driver_is_killed(ray_session, synth_store, tmp_path):
     data = json.loads(json.dumps(BASE))
     data.update(store=str(synth_store), storage=str(tmp_path / "runs"), name="killed")
     data["search"].update(num_samples=num_samples, max_concurrent=1)
-    data["models"] = {"lstm": {**data["models"]["lstm"], "epochs": 60}}  # ~2 s a trial: time to kill it
+    data["models"] = {"lstm": {**data["models"]["lstm"], "epochs": 250}}  # ~2 s a trial: time to kill it
     data["train"] = {"fused": False}  # one fit after another: the kill is timed against that
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
