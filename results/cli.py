@@ -41,8 +41,9 @@ def ensemble(directory: str, top_k: int | None, methods: str | None, fit_weights
     """Rebuild the ensembles of the finished sweep in DIR.
 
     Each method gets an out-of-fold estimate from the trials' saved out-of-fold
-    probabilities (weighted methods cross-fitted, so no estimate is scored on the rows that
-    fitted it); the best is chosen on those. Each member is deployed (its bag of CV fold
+    probabilities, cross-fitted: its members (the top K of every finished trial) and its
+    weights are chosen on other rows than the ones each estimate is scored on; the best
+    method is chosen on those estimates. Each member is deployed (its bag of CV fold
     models, or a full refit) and every member and every ensemble is scored once on the
     held-out test split. Writes
     DIR/ensembles.csv, the saved ensemble DIR/ensemble/ (for `seqsweep predict`) and the
