@@ -62,16 +62,27 @@ class TruthfulOptunaSearch(OptunaSearch):
 
     def __init__(self, *args: Any, cv_metric: str | None = None, **kwargs: Any) -> None:
         self._cv_metric = cv_metric
+        self._restored_open: set[str] = set()
         super().__init__(*args, **kwargs)
 
     # A resumed sweep restores this searcher as it was at the last saved experiment state,
     # but the journal file kept every write after it: a trial that finished between the
     # two is finished in the study and running again in Ray Tune. The study keeps its first
-    # answer; the repeat run's reports and completion are not written over it.
+    # answer; the repeat run's reports and completion are not written over it. Only the
+    # trials open at the restore can be in that state, so only they are looked up in the
+    # journal (once each), never a trial this process asked for.
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._restored_open = {t for t in self._ot_trials if t not in self._completed_trials}
+
     def _finished_in_study(self, trial_id: str) -> bool:
+        if trial_id not in self._restored_open:
+            return False
         ot_trial = self._ot_trials[trial_id]
-        state = self._ot_study._storage.get_trial(ot_trial._trial_id).state
-        return state.is_finished()
+        if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+            return True
+        self._restored_open.discard(trial_id)  # still open in the study: it is this run's to tell
+        return False
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials and self._finished_in_study(trial_id):

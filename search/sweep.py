@@ -21,7 +21,7 @@ from features.errors import ConfigError, StoreError
 from features.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from features.store import FeatureStore
 from search.cv import fingerprint_changes, make_plan, plan_fingerprint
-from search.io import read_bytes, write_bytes_atomic
+from search.io import read_bytes, resolve, write_bytes_atomic
 from search.leaderboard import LEADERBOARD, LiveLeaderboard, read_leaderboard
 from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
@@ -68,7 +68,7 @@ def trial_capacity(cpus_per_trial: float, gpus_per_trial: float) -> tuple[int, d
 
 def _write_spec(spec: SweepSpec) -> None:
     """The spec as run, beside the results (the results room reads it)."""
-    data = {"name": spec.name, "store": os.path.abspath(spec.store) if "://" not in spec.store else spec.store,
+    data = {"name": spec.name, "store": resolve(spec.store),
             "dataset": spec.dataset, "feature_set": spec.feature_set, "metric": spec.metric,
             "objective": spec.objective, "std_weight": spec.std_weight, "cv": asdict(spec.cv),
             "search": asdict(spec.search), "resources": asdict(spec.resources), "train": spec.train,
@@ -185,8 +185,7 @@ def run_sweep(
     check_object_store(data.x.nbytes + data.lengths.nbytes, what=f"{spec.dataset}/{spec.feature_set} train split "
                        f"({len(data)} clips x {data.x.shape[1]} steps x D={data.dim})")
     plan = make_plan(data, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
-    source = f"{spec.store}/{spec.dataset}/{spec.feature_set}" if "://" in spec.store else \
-        f"{os.path.abspath(spec.store)}/{spec.dataset}/{spec.feature_set}"
+    source = f"{resolve(spec.store)}/{spec.dataset}/{spec.feature_set}"
     _check_plan(spec, plan_fingerprint(data, plan, source=source), resume=resume)
     capacity, total = trial_capacity(spec.resources.cpus, spec.resources.gpus)
     if capacity < 1:  # an autoscaling cluster with no GPU node up yet: pending trials ask for one
