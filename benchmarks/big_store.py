@@ -69,10 +69,10 @@ def main() -> None:
 
     import ray
 
-    from features import StoreError
     from features.store import FeatureStore
     from search.spec import SweepSpec
     from search.sweep import check_object_store, run_sweep
+    from seqsweep.errors import StoreError
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     work = Path(tempfile.mkdtemp(prefix="seqsweep-big-"))

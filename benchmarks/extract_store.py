@@ -69,7 +69,7 @@ def main() -> None:
 
     import shutil
 
-    from features.ray_runtime import ensure_ray
+    from seqsweep.ray_runtime import ensure_ray
 
     t = time.perf_counter()
     ensure_ray(include_dashboard=True)  # the local instance a user's first command starts

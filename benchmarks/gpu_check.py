@@ -45,6 +45,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seqsweep.layout import FOLDS
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DATASET = "gpucheck"
@@ -162,7 +164,7 @@ class SweepRow:
 def run_packing(store: Path, storage: Path, per_gpu: int, args: argparse.Namespace) -> SweepRow:
     import pandas as pd
 
-    from search.leaderboard import FOLDS, read_leaderboard
+    from search.leaderboard import read_leaderboard
     from search.spec import SweepSpec
     from search.sweep import run_sweep, trial_capacity
 

@@ -58,9 +58,9 @@ def main() -> None:
 
     import pandas as pd
 
-    from features.ray_runtime import ensure_ray
     from search.spec import SweepSpec
     from search.sweep import run_sweep
+    from seqsweep.ray_runtime import ensure_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     work = Path(tempfile.mkdtemp(prefix="seqsweep-prune-"))

@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from features.errors import InputError
 from features.importers import ItemError
+from seqsweep.errors import InputError
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioItem", "discover_audio", "load_segments"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from features.errors import SeqsweepError
+from seqsweep.errors import SeqsweepError
 
 __all__ = ["features"]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import ConfigError
+from seqsweep.errors import ConfigError
 
 __all__ = ["FEATURE_KINDS", "FeatureSpec", "compute_features", "warm_up"]
 

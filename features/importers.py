@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import ConfigError, InputError
 from features.safe_pickle import load_plain_pickle
+from seqsweep.errors import ConfigError, InputError
 
 __all__ = [
     "FORMATS",

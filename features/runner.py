@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from features.audio import AudioItem, discover_audio
-from features.errors import ConfigError, InputError, SeqsweepError
 from features.extract import FeatureSpec
 from features.importers import GroupFile, ItemError, Record, format_of, read_source
 from features.rows import SourceRows
@@ -31,6 +30,7 @@ from features.splits import assign_test_split
 from features.store import FeatureSetWriter, FeatureStore
 from features.tokens import UNKNOWN_ID, TokenVocab, check_tokens, looks_like_tokens
 from features.worker import _extract_chunk
+from seqsweep.errors import ConfigError, InputError, SeqsweepError
 
 IMPORT_FORMATS = ("pickle", "ts", "csv")
 
@@ -209,7 +209,7 @@ def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool,
 
         import ray
 
-        from features.ray_runtime import ensure_ray
+        from seqsweep.ray_runtime import ensure_ray
 
         ensure_ray(address)
         cpus = max(1, int(ray.available_resources().get("CPU", 1)))

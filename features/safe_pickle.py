@@ -48,7 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from features.errors import InputError
+from seqsweep.errors import InputError
 
 __all__ = ["PLAIN_DATA_RULE", "PlainUnpickler", "load_plain_pickle", "loads_plain_pickle"]
 

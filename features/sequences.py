@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.errors import InputError
+from seqsweep.errors import InputError
 
 __all__ = ["SequenceSet", "pad_sequences"]
 

@@ -41,11 +41,12 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from features.errors import StoreError
 from features.importers import ItemError
 from features.rows import SourceRows
 from features.sequences import SequenceSet
 from features.tokens import TokenVocab
+from seqsweep import storage
+from seqsweep.errors import StoreError
 
 __all__ = ["FeatureStore", "FeatureSetWriter", "SourceRows", "row_schema", "MANIFEST", "ERRORS", "SPLITS"]
 
@@ -72,14 +73,6 @@ def row_schema(dim: int) -> pa.Schema:
     ])
 
 
-def _open(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
-    text = os.fspath(root)
-    if "://" in text:
-        fs, path = pafs.FileSystem.from_uri(text)
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), os.path.abspath(text)
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -89,7 +82,7 @@ class FeatureStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = os.fspath(root)
-        self.fs, self._base = _open(root)
+        self.fs, self._base = storage.filesystem(root)
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.root!r})"
@@ -107,12 +100,8 @@ class FeatureStore:
         return self.fs.get_file_info(pafs.FileSelector(path))
 
     def write_atomic(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` through a temporary name in the same folder."""
-        self.fs.create_dir(os.path.dirname(path), recursive=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with self.fs.open_output_stream(tmp) as out:
-            out.write(data)
-        self.fs.move(tmp, path)
+        """Write ``data`` to ``path`` (in this store's filesystem) atomically."""
+        storage.write_atomic(self.fs, path, data)
 
     def write_table_atomic(self, path: str, table: pa.Table) -> None:
         # float features barely compress (zstd saved 11% on mfcc27) and decoding them cost

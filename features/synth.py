@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.errors import ConfigError
+from seqsweep.errors import ConfigError
 
 __all__ = ["GENRES", "GenreStyle", "genre_styles", "make_clip", "write_dataset"]
 

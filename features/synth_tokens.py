@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.errors import ConfigError
+from seqsweep.errors import ConfigError
 
 __all__ = ["PAD", "make_token_sequences", "write_token_dataset"]
 

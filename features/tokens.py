@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import InputError, StoreError
+from seqsweep.errors import InputError, StoreError
 
 __all__ = ["UNKNOWN_ID", "TokenVocab", "check_tokens", "looks_like_tokens", "token_problem"]
 

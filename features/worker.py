@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 
 from features.audio import AudioItem, load_segments
-from features.errors import InputError
 from features.extract import FeatureSpec, compute_features, warm_up
 from features.importers import ItemError
 from features.rows import SourceRows
+from seqsweep.errors import InputError
 
 __all__ = ["extract_clip"]
 

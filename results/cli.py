@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from features.errors import SeqsweepError
+from seqsweep.errors import SeqsweepError
+from seqsweep.layout import SPEC_FILE
 
 __all__ = ["results", "predict"]
 
@@ -84,13 +85,13 @@ def leaderboard(directory: str, top: int, show_all: bool) -> None:
     import json
 
     from results.leaderboard import format_leaderboard, load_leaderboard
-    from search import io as store_io
+    from seqsweep import storage
 
     try:
         board = load_leaderboard(directory)
     except SeqsweepError as exc:
         raise click.ClickException(str(exc)) from exc
-    spec = store_io.read_bytes(store_io.join(store_io.resolve(directory), "sweep.json"))
+    spec = storage.read_bytes(storage.join(storage.resolve(directory), SPEC_FILE))
     metric = json.loads(spec).get("metric", "balanced_accuracy") if spec else "balanced_accuracy"
     click.echo(format_leaderboard(board, top=None if show_all else top, metric=metric))
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from features.errors import SeqsweepError
+from seqsweep.errors import SeqsweepError
+from seqsweep.layout import REPORT_FILE
 
 __all__ = ["demo", "demo_spec", "run_demo"]
 
@@ -50,12 +51,12 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
              echo=click.echo) -> dict[str, str]:
     """Run the demo into ``out``; return the paths of what it wrote."""
     from features import FeatureSpec, extract_audio
-    from features.ray_runtime import ensure_ray
     from features.synth import write_dataset
     from results.leaderboard import format_leaderboard, load_leaderboard
     from results.pipeline import finish_sweep
     from search.spec import SweepSpec
     from search.sweep import run_sweep
+    from seqsweep.ray_runtime import ensure_ray
 
     started = time.perf_counter()
     out = out.absolute()
@@ -88,7 +89,7 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
     paths = {
         "audio": str(out / "audio"), "feature store": str(out / "store"),
         "leaderboard": str(exp / "leaderboard.csv"), "per-fold leaderboard": str(exp / "leaderboard_folds.csv"),
-        "ensembles": str(exp / "ensembles.csv"), "report": str(exp / "report" / "report.md"),
+        "ensembles": str(exp / "ensembles.csv"), "report": str(exp / "report" / REPORT_FILE),
         "saved ensemble": str(exp / "ensemble"),
     }
     echo("")

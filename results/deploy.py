@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import StoreError
 from features.sequences import SequenceSet
 from features.store import FeatureStore
 from results.ensemble import combine, per_group
 from results.experiment import Member
-from search import io as store_io
+from seqsweep import storage
+from seqsweep.errors import StoreError
 
 __all__ = ["DeployedMember", "TestScores", "bag_member", "refit_member", "save_members", "load_members",
            "deploy_and_predict", "load_split", "score_test", "score_on_test", "TEST_METRICS", "FORMS"]
@@ -88,8 +88,8 @@ def bag_member(member: Member) -> DeployedMember:
                          "this trial ran before they were kept: use ensemble.refit: full", "no fold models")
     weights = []
     for f in member.fits:
-        path = store_io.join(member.checkpoint, f["file"])
-        blob = store_io.read_bytes(path)
+        path = storage.join(member.checkpoint, f["file"])
+        blob = storage.read_bytes(path)
         if blob is None:
             raise StoreError(path, "a bagged member's fold model must exist", "missing")
         weights.append(weights_from_bytes(os.path.splitext(path)[1], blob, model=member.model,
@@ -138,7 +138,7 @@ def save_members(members: Sequence[DeployedMember], folder: str) -> list[dict[st
         blobs = [weights_to_bytes(w) for w in m.weights]
         files = m.file_names([suffix for suffix, _ in blobs])
         for name, (_, blob) in zip(files, blobs):
-            store_io.write_bytes_atomic(blob, store_io.join(folder, name))
+            storage.write_bytes_atomic(blob, storage.join(folder, name))
         entries.append({"trial_id": m.trial_id, "model": m.model, "config": m.config, "form": m.form,
                         "seeds": m.seeds, "folds": m.folds, "files": files, "epochs": m.epochs})
     return entries
@@ -152,8 +152,8 @@ def load_members(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[Depl
     for e in entries:
         weights = []
         for name, seed in zip(e["files"], e["seeds"]):
-            path = store_io.join(folder, os.path.basename(name))  # never outside the folder
-            blob = store_io.read_bytes(path)
+            path = storage.join(folder, os.path.basename(name))  # never outside the folder
+            blob = storage.read_bytes(path)
             if blob is None:
                 raise StoreError(path, "a saved ensemble member's weights must exist "
                                  "(re-run `seqsweep results ensemble DIR`)", "missing")

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from features.errors import ConfigError, InputError
+from seqsweep.errors import ConfigError, InputError
 
 __all__ = [
     "METHODS",

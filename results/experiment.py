@@ -19,11 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import StoreError
-from search import io as store_io
-from search.leaderboard import FOLDS, LEADERBOARD
-from search.sweep import SPEC_FILE
-from search.trial import FITS_FILE, OOF_FILE
+from seqsweep import storage
+from seqsweep.errors import StoreError
+from seqsweep.layout import FITS_FILE, FOLDS, LEADERBOARD, OOF_FILE, SPEC_FILE
 
 __all__ = ["Experiment", "Member", "load_experiment", "read_csv_ids"]
 
@@ -31,7 +29,7 @@ __all__ = ["Experiment", "Member", "load_experiment", "read_csv_ids"]
 def read_csv_ids(path: str) -> pd.DataFrame:
     """A leaderboard CSV (local path or URI) with ``trial_id`` kept as text (an all-digit or
     ``1e5``-like Ray trial id would otherwise become a number)."""
-    data = store_io.read_bytes(path)
+    data = storage.read_bytes(path)
     if data is None:
         raise StoreError(path, "a sweep's experiment folder must hold this file", "missing")
     frame = pd.read_csv(io.BytesIO(data), dtype={"trial_id": str})
@@ -101,8 +99,8 @@ class Experiment:
 
     def folds(self) -> pd.DataFrame:
         """``leaderboard_folds.csv`` (one row per trial, seed and fold; empty if absent)."""
-        path = store_io.join(self.path, FOLDS)
-        if not store_io.exists(path):
+        path = storage.join(self.path, FOLDS)
+        if not storage.exists(path):
             return pd.DataFrame(columns=["trial_id", "model", "seed", "fold", self.metric])
         return read_csv_ids(path)
 
@@ -112,15 +110,15 @@ class Experiment:
         return board.sort_values("rank", kind="stable").reset_index(drop=True)
 
     def trial_dir(self, trial_id: str) -> str:
-        return store_io.join(self.path, f"trial_{trial_id}")
+        return storage.join(self.path, f"trial_{trial_id}")
 
     def checkpoint(self, trial_id: str) -> str:
         """The trial's last checkpoint folder holding ``oof.npz``; `StoreError` if none."""
         folder = self.trial_dir(trial_id)
-        found = [store_io.join(folder, name) for name in store_io.list_names(folder) if name.startswith("checkpoint_")]
-        found = [c for c in found if store_io.exists(store_io.join(c, OOF_FILE))]
+        found = [storage.join(folder, name) for name in storage.list_names(folder) if name.startswith("checkpoint_")]
+        found = [c for c in found if storage.exists(storage.join(c, OOF_FILE))]
         if not found:
-            raise StoreError(store_io.join(folder, "checkpoint_*", OOF_FILE),
+            raise StoreError(storage.join(folder, "checkpoint_*", OOF_FILE),
                              "a trial with status ok must have saved its out-of-fold probabilities",
                              "no such file")
         return found[-1]
@@ -129,13 +127,13 @@ class Experiment:
         """Read one ok trial's ``oof.npz`` and ``fits.json``."""
         trial_id = str(row["trial_id"])
         ckpt = self.checkpoint(trial_id)
-        with np.load(io.BytesIO(store_io.read_bytes(store_io.join(ckpt, OOF_FILE))), allow_pickle=False) as data:
+        with np.load(io.BytesIO(storage.read_bytes(storage.join(ckpt, OOF_FILE))), allow_pickle=False) as data:
             oof, y = data["proba"], data["y"].astype(np.int64)
             clip_ids, classes = data["clip_ids"].astype(str), [str(c) for c in data["classes"]]
             groups = data["groups"].astype(str) if "groups" in data.files else None
-        fits_path = store_io.join(ckpt, FITS_FILE)
+        fits_path = storage.join(ckpt, FITS_FILE)
         try:
-            fits = json.loads(store_io.read_bytes(fits_path) or b"")
+            fits = json.loads(storage.read_bytes(fits_path) or b"")
         except (OSError, json.JSONDecodeError) as exc:
             raise StoreError(fits_path, "must be the trial's readable fits.json", str(exc)) from None
         config = {k: v for k, v in fits.get("config", {}).items() if k != "model"}
@@ -153,7 +151,7 @@ class Experiment:
         """
         ok = self.ok_trials()
         if ok.empty:
-            raise StoreError(store_io.join(self.path, LEADERBOARD), "ensembles need at least one trial with "
+            raise StoreError(storage.join(self.path, LEADERBOARD), "ensembles need at least one trial with "
                              "status ok", f"{len(self.board)} trials, none ok")
         if top_k is not None and len(ok) < top_k and echo is not None:
             echo(f"top_k is {top_k} but only {len(ok)} trials finished ok: using those {len(ok)}")
@@ -172,17 +170,17 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 
     Raises `StoreError` naming the folder or file when it is missing or unreadable.
     """
-    path = store_io.resolve(path)
-    if not store_io.is_dir(path) and not store_io.exists(store_io.join(path, SPEC_FILE)):
+    path = storage.resolve(path)
+    if not storage.is_dir(path) and not storage.exists(storage.join(path, SPEC_FILE)):
         raise StoreError(path, "must be a sweep's experiment folder (<storage>/<name>)", "no such folder")
-    spec_path = store_io.join(path, SPEC_FILE)
-    board_path = store_io.join(path, LEADERBOARD)
+    spec_path = storage.join(path, SPEC_FILE)
+    board_path = storage.join(path, LEADERBOARD)
     for needed in (spec_path, board_path):
-        if not store_io.exists(needed):
+        if not storage.exists(needed):
             raise StoreError(needed, "a sweep's experiment folder must hold this file",
                              "missing (is this <storage>/<name> of a sweep that ran?)")
     try:
-        spec = json.loads(store_io.read_bytes(spec_path) or b"")
+        spec = json.loads(storage.read_bytes(spec_path) or b"")
     except (OSError, json.JSONDecodeError) as exc:
         raise StoreError(spec_path, "must be the sweep's readable JSON spec", str(exc)) from None
     return Experiment(path, spec, read_csv_ids(board_path))

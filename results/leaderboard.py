@@ -12,11 +12,12 @@ import os
 
 import pandas as pd
 
-from features.errors import StoreError
 from results.experiment import read_csv_ids
-from search import io as store_io
-from search.leaderboard import LEADERBOARD, rank_rows
+from search.leaderboard import rank_rows
 from search.trial import REPORTED_METRICS
+from seqsweep import storage
+from seqsweep.errors import StoreError
+from seqsweep.layout import LEADERBOARD
 
 __all__ = ["load_leaderboard", "format_leaderboard"]
 
@@ -33,8 +34,8 @@ def load_leaderboard(experiment_dir: str | os.PathLike) -> pd.DataFrame:
     Raises `StoreError` when the folder holds no leaderboard. A board without ``rank``
     (written by hand) is ranked by `search.leaderboard.rank_rows`.
     """
-    path = store_io.join(store_io.resolve(experiment_dir), LEADERBOARD)
-    if not store_io.exists(path):
+    path = storage.join(storage.resolve(experiment_dir), LEADERBOARD)
+    if not storage.exists(path):
         raise StoreError(path, "a sweep's experiment folder must hold its leaderboard",
                          "missing (is this <storage>/<name>?)")
     board = read_csv_ids(path)

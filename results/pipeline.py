@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import ConfigError, StoreError
 from features.store import FeatureStore
 from results.deploy import (
     FORMS,
@@ -51,16 +50,14 @@ from results.ensemble import (
     top_k_weights,
 )
 from results.experiment import Experiment, Member, load_experiment
-from search import io as store_io
 from search.leaderboard import write_csv_atomic
+from seqsweep import storage
+from seqsweep.errors import ConfigError, StoreError
+from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PREDICTIONS
 
 __all__ = ["EnsembleDef", "FinishSummary", "build_ensembles", "finish_sweep", "parse_methods",
-           "ENSEMBLES_CSV", "ENSEMBLE_DIR", "ENSEMBLE_JSON", "TEST_PREDICTIONS", "DEFAULT_METHODS"]
+           "DEFAULT_METHODS"]
 
-ENSEMBLES_CSV = "ensembles.csv"
-ENSEMBLE_DIR = "ensemble"
-ENSEMBLE_JSON = "ensemble.json"
-TEST_PREDICTIONS = "test_predictions.npz"
 DEFAULT_METHODS = ("soft", "max", "vote", "weighted")
 OOF_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
 _FORMAT = 2
@@ -280,18 +277,18 @@ def _save(exp: Experiment, folder: str, entries: list[dict[str, Any]], defs: Seq
         member_proba=np.stack([scores.member_proba[m.trial_id] for m in members]).astype(np.float32),
         methods=np.asarray(methods, dtype=str),
         ensemble_proba=np.stack([scores.ensemble_proba[m] for m in methods]).astype(np.float32))
-    store_io.write_bytes_atomic(buffer.getvalue(), store_io.join(folder, TEST_PREDICTIONS))
+    storage.write_bytes_atomic(buffer.getvalue(), storage.join(folder, TEST_PREDICTIONS))
     info = {
         "format": _FORMAT, "experiment": exp.path, "metric": exp.metric, "classes": classes,
         "store": exp.spec["store"], "dataset": exp.spec["dataset"], "feature_set": exp.spec["feature_set"],
         "features": _feature_info(exp.spec), "best": best, "members": entries,
         "methods": {d.method: {"members": d.members, "weights": d.weights} for d in defs},
     }
-    store_io.write_bytes_atomic(json.dumps(info, indent=2).encode(), store_io.join(folder, ENSEMBLE_JSON))
+    storage.write_bytes_atomic(json.dumps(info, indent=2).encode(), storage.join(folder, ENSEMBLE_JSON))
     wanted = {f for e in entries for f in e["files"]}
-    for name in store_io.list_names(folder):
+    for name in storage.list_names(folder):
         if name.endswith((".pt", ".npz")) and name != TEST_PREDICTIONS and name not in wanted:
-            store_io.remove(store_io.join(folder, name))
+            storage.remove(storage.join(folder, name))
 
 
 def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: Any, seeds: list[int],
@@ -303,7 +300,7 @@ def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: An
     import ray
     from tqdm.auto import tqdm
 
-    from features.ray_runtime import ensure_ray
+    from seqsweep.ray_runtime import ensure_ray
 
     ensure_ray()
     cpus, gpus = float(resources.get("cpus", 1.0)), float(resources.get("gpus", 0.0))
@@ -387,14 +384,14 @@ def finish_sweep(
     test = load_split(exp.spec, "test")
     if len(test) == 0:
         echo("the test split is empty: test_* columns are NaN")
-    folder = store_io.join(exp.path, ENSEMBLE_DIR)
+    folder = storage.join(exp.path, ENSEMBLE_DIR)
     entries, member_proba = _deploy_on_ray(members, form=form, test=test, train=train, seeds=seeds, folder=folder,
                                            resources=exp.spec.get("resources") or {}, echo=echo)
     scores = score_on_test(member_proba, {d.method: (d.members, d.weights) for d in defs}, test,
                            by_group=groups is not None)
 
     table = _table(members, defs, scores, form=form, groups=groups)
-    write_csv_atomic(table, store_io.join(exp.path, ENSEMBLES_CSV))
+    write_csv_atomic(table, storage.join(exp.path, ENSEMBLES_CSV))
     # chosen on the out-of-fold estimates (per group when segmented): the test split stays unseen
     y = members[0].y
     oof_figures = [score(*(per_group(y, d.oof_proba, groups) if groups is not None else (y, d.oof_proba)),

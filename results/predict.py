@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from features.audio import AUDIO_EXTENSIONS
-from features.errors import ConfigError, SeqsweepError, StoreError
 from features.sequences import SequenceSet, pad_sequences
 from results.deploy import DeployedMember, load_members
 from results.ensemble import combine
-from results.pipeline import ENSEMBLE_DIR, ENSEMBLE_JSON
-from search import io as store_io
+from seqsweep import storage
+from seqsweep.errors import ConfigError, SeqsweepError, StoreError
+from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLE_JSON
 
 __all__ = ["predict", "load_ensemble", "expand_inputs", "SavedEnsemble"]
 
@@ -42,12 +42,12 @@ class SavedEnsemble:
     deployed members, loaded once."""
 
     def __init__(self, experiment_dir: str | os.PathLike) -> None:
-        root = store_io.resolve(experiment_dir)
-        folder = store_io.join(root, ENSEMBLE_DIR)
-        path = store_io.join(folder, ENSEMBLE_JSON)
-        data = store_io.read_bytes(path)
+        root = storage.resolve(experiment_dir)
+        folder = storage.join(root, ENSEMBLE_DIR)
+        path = storage.join(folder, ENSEMBLE_JSON)
+        data = storage.read_bytes(path)
         if data is None:
-            if not store_io.is_dir(root):
+            if not storage.is_dir(root):
                 raise StoreError(root, "must be a sweep's experiment folder", "no such folder")
             raise StoreError(path, "predict needs the saved ensemble: run `seqsweep results ensemble DIR` "
                              "first", "missing")

@@ -27,14 +27,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import StoreError
 from results.experiment import Experiment, load_experiment
-from results.pipeline import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PREDICTIONS
-from search import io as store_io
+from seqsweep import storage
+from seqsweep.errors import StoreError
+from seqsweep.layout import (
+    ENSEMBLE_DIR,
+    ENSEMBLE_JSON,
+    ENSEMBLES_CSV,
+    REPORT_DIR,
+    REPORT_FILE,
+    TEST_PREDICTIONS,
+)
 
-__all__ = ["write_report", "REPORT_DIR", "FIGURES"]
+__all__ = ["write_report", "FIGURES"]
 
-REPORT_DIR = "report"
 FIGURES = ("confusion_best_member.png", "confusion_best_ensemble.png", "learning_curves.png",
            "search_history.png", "cv_spread.png")
 _TOP = 8  # trials drawn in the learning curves and the CV spread
@@ -44,7 +50,7 @@ def _save(fig: Any, path: str) -> str:
     """Render ``fig`` as PNG and write it to ``path`` (a local path or URI) atomically."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    store_io.write_bytes_atomic(buffer.getvalue(), path)
+    storage.write_bytes_atomic(buffer.getvalue(), path)
     return path.rsplit("/", 1)[-1]
 
 
@@ -186,7 +192,7 @@ def _start_order(exp: Experiment) -> list[str]:
     trials without a result come last, in rank order."""
     starts = {}
     for tid in exp.board["trial_id"]:
-        data = store_io.read_bytes(store_io.join(exp.trial_dir(tid), "result.json"))
+        data = storage.read_bytes(storage.join(exp.trial_dir(tid), "result.json"))
         try:
             first = json.loads(data.split(b"\n", 1)[0]) if data else None
             starts[tid] = float(first["timestamp"]) - float(first.get("time_total_s", 0.0))
@@ -211,7 +217,7 @@ def write_report(experiment_dir: str) -> str:
     """Write the figures and ``report.md`` into ``<experiment_dir>/report/``; returns the
     path of ``report.md``."""
     exp = load_experiment(experiment_dir)
-    out = store_io.join(exp.path, REPORT_DIR)
+    out = storage.join(exp.path, REPORT_DIR)
     metric = exp.metric
     ok = exp.ok_trials()
     top = list(ok["trial_id"].head(_TOP))
@@ -223,8 +229,8 @@ def write_report(experiment_dir: str) -> str:
           f"objective {exp.spec.get('objective')}); {len(exp.board)} trials: "
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
 
-    ens_dir = store_io.join(exp.path, ENSEMBLE_DIR)
-    preds, info_bytes = (store_io.read_bytes(store_io.join(ens_dir, name))
+    ens_dir = storage.join(exp.path, ENSEMBLE_DIR)
+    preds, info_bytes = (storage.read_bytes(storage.join(ens_dir, name))
                          for name in (TEST_PREDICTIONS, ENSEMBLE_JSON))
     if preds is not None and info_bytes is not None:
         info = json.loads(info_bytes)
@@ -240,8 +246,8 @@ def write_report(experiment_dir: str) -> str:
                f"Best member: trial `{best_member}` (rank 1 by the CV objective). Best ensemble: "
                f"`{best_method}` (best out-of-fold {metric}). Neither was chosen by its test score.", ""]
         if len(y):
-            plot_confusion(y, mp, classes, f"best member {best_member}: test", store_io.join(out, FIGURES[0]))
-            plot_confusion(y, ep, classes, f"best ensemble {best_method}: test", store_io.join(out, FIGURES[1]))
+            plot_confusion(y, mp, classes, f"best member {best_member}: test", storage.join(out, FIGURES[0]))
+            plot_confusion(y, ep, classes, f"best ensemble {best_method}: test", storage.join(out, FIGURES[1]))
             md += [f"![confusion matrix, best member]({FIGURES[0]})",
                    f"![confusion matrix, best ensemble]({FIGURES[1]})", "",
                    f"### Per class, best member `{best_member}` on test", "",
@@ -250,7 +256,7 @@ def write_report(experiment_dir: str) -> str:
                    _md_table(per_class_table(y, ep, classes)), ""]
         else:
             md += ["The test split is empty: no confusion matrices.", ""]
-        table = store_io.read_bytes(store_io.join(exp.path, ENSEMBLES_CSV))
+        table = storage.read_bytes(storage.join(exp.path, ENSEMBLES_CSV))
         if table is not None:
             md += [f"### Members and ensembles (`{ENSEMBLES_CSV}`)", "",
                    _md_table(pd.read_csv(io.BytesIO(table), dtype={"members": str})), ""]
@@ -258,17 +264,17 @@ def write_report(experiment_dir: str) -> str:
         md += ["No ensemble yet: run `seqsweep results ensemble DIR` for the test-split confusion "
                "matrices and per-class tables.", ""]
 
-    plot_learning_curves(_curves(exp, top), metric, store_io.join(out, FIGURES[2]))
-    plot_search_history(exp.board, _start_order(exp), store_io.join(out, FIGURES[3]))
+    plot_learning_curves(_curves(exp, top), metric, storage.join(out, FIGURES[2]))
+    plot_search_history(exp.board, _start_order(exp), storage.join(out, FIGURES[3]))
     folds = exp.folds()
     plot_cv_spread(folds[folds["trial_id"].isin(top)] if metric in folds else folds.iloc[0:0], top,
-                   metric if metric in folds else "balanced_accuracy", store_io.join(out, FIGURES[4]))
+                   metric if metric in folds else "balanced_accuracy", storage.join(out, FIGURES[4]))
     cols = [c for c in ["rank", "trial_id", "model", "objective", f"{metric}_mean", f"{metric}_std",
                         f"{metric}_min", "n_params", "train_seconds"] if c in ok]
     md += ["## Cross-validation", "", f"### Top {min(_TOP, len(ok))} trials", "",
            _md_table(ok[cols].head(_TOP)) if len(ok) else "No trial finished ok.", "",
            f"![learning curves]({FIGURES[2]})", "", f"![search history]({FIGURES[3]})", "",
            f"![CV spread]({FIGURES[4]})", ""]
-    path = store_io.join(out, "report.md")
-    store_io.write_bytes_atomic("\n".join(md).encode(), path)
+    path = storage.join(out, REPORT_FILE)
+    storage.write_bytes_atomic("\n".join(md).encode(), path)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from features.errors import SeqsweepError
+from seqsweep.errors import SeqsweepError
 
 __all__ = ["sweep"]
 

@@ -22,13 +22,12 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
-from search.io import read_bytes, write_bytes_atomic
 from search.trial import REPORTED_METRICS
+from seqsweep.layout import FOLDS, LEADERBOARD
+from seqsweep.storage import read_bytes, write_bytes_atomic
 
-__all__ = ["LiveLeaderboard", "LEADERBOARD", "FOLDS", "rank_rows", "write_csv_atomic", "read_leaderboard"]
+__all__ = ["LiveLeaderboard", "rank_rows", "write_csv_atomic", "read_leaderboard"]
 
-LEADERBOARD = "leaderboard.csv"
-FOLDS = "leaderboard_folds.csv"
 _FIRST = ["rank", "trial_id", "status", "model"]
 _SCORES = ["objective", *[f"{m}_{s}" for m in REPORTED_METRICS for s in ("mean", "std", "min")],
            "n_params", "train_seconds", "seeds", "folds", "fits_done", "error"]

@@ -33,11 +33,12 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
+from seqsweep.layout import OPTUNA_LOG
+
 __all__ = ["TruthfulOptunaSearch", "optuna_state", "journal_path", "journal_storage", "upload_journal",
-           "close_orphans", "OPTUNA_LOG"]
+           "close_orphans"]
 
 #: The Optuna journal file in the experiment folder (``optuna-dashboard`` opens it).
-OPTUNA_LOG = "optuna.log"
 
 
 def optuna_state(result: dict[str, Any] | None, *, error: bool) -> tuple[str, float | None]:
@@ -148,7 +149,7 @@ def journal_storage(experiment_dir: str):
 def upload_journal(experiment_dir: str) -> None:
     """Copy a local journal kept for an object-store experiment into its folder (no-op for a
     local experiment, whose journal is already there)."""
-    from search.io import join, write_bytes_atomic
+    from seqsweep.storage import join, write_bytes_atomic
 
     path = journal_path(experiment_dir)
     if "://" in experiment_dir and not experiment_dir.startswith("file://") and os.path.exists(path):

@@ -15,8 +15,8 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from features.errors import ConfigError
 from search.spec import ModelSpace, SweepSpec
+from seqsweep.errors import ConfigError
 
 __all__ = ["SearchSpace", "expand_grid", "flat_config", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from features.errors import ConfigError
+from seqsweep.errors import ConfigError
 from trainables.configs import TrainConfig
 from trainables.registry import MODEL_CONFIGS
 

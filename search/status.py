@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from features.errors import StoreError
-from search import io as store_io
-from search.leaderboard import LEADERBOARD, read_leaderboard
+from search.leaderboard import read_leaderboard
+from seqsweep import storage
+from seqsweep.errors import StoreError
+from seqsweep.layout import LEADERBOARD, SPEC_FILE
 
 __all__ = ["sweep_status"]
 
@@ -14,12 +15,12 @@ __all__ = ["sweep_status"]
 def sweep_status(directory: str) -> str:
     """Counts by status and the best finished trial of the experiment ``directory`` (a local
     path or a URI)."""
-    directory = store_io.resolve(directory)
-    if not store_io.exists(store_io.join(directory, LEADERBOARD)):
+    directory = storage.resolve(directory)
+    if not storage.exists(storage.join(directory, LEADERBOARD)):
         raise StoreError(directory, f"a sweep's experiment folder holds {LEADERBOARD}",
                          "no leaderboard (is this <storage>/<name>?)")
     board = read_leaderboard(directory)
-    spec = store_io.read_bytes(store_io.join(directory, "sweep.json"))
+    spec = storage.read_bytes(storage.join(directory, SPEC_FILE))
     planned = json.loads(spec)["search"]["num_samples"] if spec else None
     counts = board["status"].value_counts().to_dict()
     order = ["ok", "running", "pruned", "failed", "error"]

@@ -17,21 +17,20 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from features.errors import ConfigError, StoreError
-from features.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from features.store import FeatureStore
 from search.cv import fingerprint_changes, make_plan, plan_fingerprint
-from search.io import read_bytes, resolve, write_bytes_atomic
-from search.leaderboard import LEADERBOARD, LiveLeaderboard, read_leaderboard
+from search.leaderboard import LiveLeaderboard, read_leaderboard
 from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec
 from search.trial import TrialSetup, cv_trial
+from seqsweep.errors import ConfigError, StoreError
+from seqsweep.layout import LEADERBOARD, PLAN_FILE, SPEC_FILE
+from seqsweep.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
+from seqsweep.storage import read_bytes, resolve, write_bytes_atomic
 
-__all__ = ["SweepOutcome", "run_sweep", "check_object_store", "SPEC_FILE", "PLAN_FILE", "trial_capacity"]
+__all__ = ["SweepOutcome", "run_sweep", "check_object_store", "trial_capacity"]
 
-SPEC_FILE = "sweep.json"
-PLAN_FILE = "plan.json"  # the fold plan's fingerprint: a resume must score on the same folds
 
 
 @dataclass

@@ -35,13 +35,11 @@ import numpy as np
 
 from features.sequences import SequenceSet
 from search.cv import CVPlan, summarize
+from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
 
-__all__ = ["TrialSetup", "cv_trial", "REPORTED_METRICS", "OOF_FILE", "FITS_FILE", "FOLD_MODELS"]
+__all__ = ["TrialSetup", "cv_trial", "REPORTED_METRICS"]
 
 REPORTED_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
-OOF_FILE = "oof.npz"
-FITS_FILE = "fits.json"
-FOLD_MODELS = "fold_models"
 
 
 @dataclass(frozen=True)

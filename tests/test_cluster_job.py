@@ -5,7 +5,7 @@ process group, with token authentication on (a token of the test's own, so nothi
 ``~/.ray`` is touched). Both nodes share one temporary folder, as two ``ray start`` with
 Ray's defaults on one machine do: so they also share the job's unpacked working directory,
 which is what once made the job's driver die with ``Intel oneMKL FATAL ERROR: Cannot load
-.../libtorch_cpu.so`` (see `features.ray_runtime`). The sweep is submitted exactly as the
+.../libtorch_cpu.so`` (see `seqsweep.ray_runtime`). The sweep is submitted exactly as the
 README says, ``ray job submit --working-dir . -- python -m search sweep run ...``, with the
 experiment on a ``file://`` URI, and the test checks what a user would: the job SUCCEEDED
 (``ray job status`` and the Jobs API), the leaderboard, ensembles and report are at the

@@ -16,8 +16,8 @@ from torch import nn
 
 import trainables.fused as fused_module
 import trainables.fused_train as fused_train
-from features.errors import ConfigError, InputError, TrainingError
 from features.sequences import SequenceSet
+from seqsweep.errors import ConfigError, InputError, TrainingError
 from trainables import (
     TrainConfig,
     build_model,

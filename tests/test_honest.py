@@ -17,8 +17,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from features import ConfigError
 from search.spec import SweepSpec
+from seqsweep.errors import ConfigError
 
 
 def _run(spec: SweepSpec, **kw):

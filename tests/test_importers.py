@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.errors import ConfigError, InputError
 from features.importers import (
     ImportResult,
     Record,
@@ -27,6 +26,7 @@ from features.importers import (
     split_from_name,
 )
 from features.safe_pickle import load_plain_pickle, loads_plain_pickle
+from seqsweep.errors import ConfigError, InputError
 
 # ---- safe_pickle -----------------------------------------------------------------------
 

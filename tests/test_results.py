@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import results.deploy
-from features import ConfigError, StoreError
 from search.cli import main
 from search.spec import SweepSpec
+from seqsweep.errors import ConfigError, StoreError
 
 SPEC = {
     "name": "res",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features import ConfigError, InputError
 from results.ensemble import (
     average_seeds,
     combine,
@@ -15,6 +14,7 @@ from results.ensemble import (
     max_blend,
     soft_vote,
 )
+from seqsweep.errors import ConfigError, InputError
 
 
 def two_class(p1: list[float]) -> np.ndarray:

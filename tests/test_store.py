@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from features import FeatureSpec, FeatureStore, InputError, StoreError, extract_audio
+from features import FeatureSpec, FeatureStore, extract_audio
 from features.synth import write_dataset
+from seqsweep.errors import InputError, StoreError
 
 SR = 22050
 
@@ -215,7 +216,7 @@ def test_feature_set_names_follow_their_parameters():
     ({"kind": "mel128", "segment_seconds": 0}, "segment_seconds"),
 ])
 def test_bad_feature_parameters_are_named(kwargs, match):
-    from features import ConfigError
+    from seqsweep.errors import ConfigError
 
     with pytest.raises(ConfigError, match=match):
         FeatureSpec.create(**kwargs)

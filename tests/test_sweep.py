@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from features import ConfigError, FeatureStore, InputError
+from features import FeatureStore
 from search.cv import make_plan
 from search.space import SearchSpace, expand_grid, make_searcher
 from search.spec import SweepSpec, load_spec
+from seqsweep.errors import ConfigError, InputError
 
 BASE = {
     "name": "t",
@@ -295,8 +296,8 @@ def test_storage_at_a_uri(ray_session, synth_store, tmp_path):
 
 
 def test_a_train_split_too_big_for_the_object_store_is_refused_with_its_size(ray_session):
-    from features import StoreError
     from search.sweep import check_object_store
+    from seqsweep.errors import StoreError
 
     check_object_store(700 * 2**20, what="d/f train split", capacity=2**30)  # 0.68 of 1 GiB: fine
     with pytest.raises(StoreError, match=r"d/f train split: must fit in Ray's object store.*1.00 GiB.*"

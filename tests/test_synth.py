@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from features.errors import ConfigError
 from features.synth import GENRES, genre_styles, make_clip, write_dataset
+from seqsweep.errors import ConfigError
 
 SR = 22050
 K, CLIPS, SECONDS = 4, 10, 3.0

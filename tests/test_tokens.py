@@ -19,13 +19,13 @@ import torch
 from click.testing import CliRunner
 
 from features import FeatureStore, import_files
-from features.errors import ConfigError, InputError, StoreError
 from features.importers import GroupFile, read_pickle, read_table, track_of
 from features.sequences import SequenceSet
 from features.synth_tokens import PAD, make_token_sequences, write_token_dataset
 from features.tokens import UNKNOWN_ID, TokenVocab, looks_like_tokens
 from search.cli import main
 from search.cv import make_plan
+from seqsweep.errors import ConfigError, InputError, StoreError
 from trainables import build_model, fit, predict_proba
 from trainables.classic import (
     BIGRAM_BUCKETS,

@@ -11,8 +11,8 @@ import torch
 
 import trainables
 import trainables.loop as loop
-from features.errors import ConfigError, InputError, TrainingError
 from features.sequences import SequenceSet
+from seqsweep.errors import ConfigError, InputError, TrainingError
 from trainables import (
     CNNConfig,
     LSTMConfig,

@@ -28,9 +28,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.errors import ConfigError
 from features.sequences import SequenceSet
 from features.tokens import UNKNOWN_ID
+from seqsweep.errors import ConfigError
 from trainables.configs import KNNConfig, RandomForestConfig
 
 __all__ = [

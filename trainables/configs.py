@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from features.errors import ConfigError
+from seqsweep.errors import ConfigError
 
 __all__ = [
     "ConfigBase",

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from features.errors import ConfigError, InputError, TrainingError
 from features.sequences import SequenceSet
+from seqsweep.errors import ConfigError, InputError, TrainingError
 from trainables.configs import ConfigBase, TrainConfig
 from trainables.fused_layers import ReplicaRows, unfusable_layers
 from trainables.fused_train import FusedFitted, Run, fit_chunk

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from features.errors import TrainingError
 from features.sequences import SequenceSet
+from seqsweep.errors import TrainingError
 from trainables.batching import bucket_batches
 from trainables.configs import ConfigBase, TrainConfig
 from trainables.fused_layers import ReplicaRows, fuse_model

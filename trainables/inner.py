@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.errors import InputError
+from seqsweep.errors import InputError
 
 __all__ = ["inner_split"]
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from features.errors import InputError
 from features.tokens import UNKNOWN_ID
+from seqsweep.errors import InputError
 
 __all__ = ["SequenceClassifier", "TokenEmbedding", "MaskedBatchNorm", "time_mask", "masked_pool", "pool_lengths"]
 
@@ -94,7 +94,7 @@ class SequenceClassifier(nn.Module):
         raise NotImplementedError
 
     def check_data(self, x: np.ndarray, lengths: np.ndarray, *, where: str) -> None:
-        """Raise `features.errors.InputError` if a padded numpy batch [shape=(N, T, D)] cannot
+        """Raise `seqsweep.errors.InputError` if a padded numpy batch [shape=(N, T, D)] cannot
         go in: token input needs one whole-number id per valid step (ids out of range are
         fine: they read as unknown)."""
         if self.embedding is None:

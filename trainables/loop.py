@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from features.errors import ConfigError, InputError, TrainingError
 from features.sequences import SequenceSet
+from seqsweep.errors import ConfigError, InputError, TrainingError
 from trainables.batching import bucket_batches
 from trainables.configs import ConfigBase, TrainConfig
 from trainables.inner import inner_split

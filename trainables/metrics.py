@@ -15,7 +15,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from features.errors import InputError
+from seqsweep.errors import InputError
 
 __all__ = ["classification_metrics", "SCALAR_METRICS"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from features.errors import ConfigError
+from seqsweep.errors import ConfigError
 from trainables.configs import (
     MODEL_KEY,
     CNN1DConfig,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import StoreError
+from seqsweep.errors import StoreError
 
 __all__ = ["weights_to_bytes", "weights_from_bytes", "WEIGHT_SUFFIXES"]
 

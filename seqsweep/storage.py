@@ -1,5 +1,5 @@
-"""Files of an experiment folder, local or at a URI (``s3://``, ``gs://``, ``file://``), through
-`pyarrow.fs`: the one place the search and results rooms read, list and write them.
+"""Files local or at a URI (``s3://``, ``gs://``, ``file://``), through `pyarrow.fs`: the one
+place every room reads, lists and writes them (the feature store, experiment folders).
 
 A local path is made absolute; a URI is opened with `pyarrow.fs.FileSystem.from_uri`, so
 wherever Ray Tune can store an experiment, these functions reach it. Writes are atomic:
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 
-__all__ = ["write_bytes_atomic", "read_bytes", "exists", "is_dir", "list_names", "remove", "join", "resolve"]
+__all__ = ["filesystem", "write_atomic", "write_bytes_atomic", "read_bytes", "exists", "is_dir", "list_names", "remove", "join", "resolve"]
 
 
 def resolve(path: str | os.PathLike) -> str:
@@ -27,12 +27,18 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
-def _fs(path: str):
+def filesystem(path: str | os.PathLike):
+    """``(pyarrow.fs.FileSystem, path inside it)`` for a local path or a URI."""
     import pyarrow.fs as pafs
 
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), os.path.abspath(path)
+    text = os.fspath(path)
+    if "://" in text:
+        fs, inner = pafs.FileSystem.from_uri(text)
+        return fs, inner.rstrip("/") or "/"
+    return pafs.LocalFileSystem(), os.path.abspath(text)
+
+
+_fs = filesystem
 
 
 def _info(path: str):
@@ -67,27 +73,32 @@ def remove(path: str) -> None:
     fs.delete_file(fpath)
 
 
-def write_bytes_atomic(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` under a temporary name beside it, then rename it into place
-    (locally after an fsync, so a crash never leaves a renamed file without its bytes)."""
-    if "://" not in path or path.startswith("file://"):
-        local = path[len("file://"):] if path.startswith("file://") else os.path.abspath(path)
-        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-        tmp = f"{local}.tmp-{uuid.uuid4().hex[:8]}"
+def write_atomic(fs, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` in filesystem ``fs`` under a temporary name beside it, then
+    rename it into place (locally after an fsync, so a crash never leaves a renamed file
+    without its bytes)."""
+    import pyarrow.fs as pafs
+
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, local)
+        os.replace(tmp, path)
         return
-    fs, fpath = _fs(path)
-    parent = fpath.rsplit("/", 1)[0]
+    parent = path.rsplit("/", 1)[0]
     if parent:
         fs.create_dir(parent, recursive=True)
-    tmp = f"{fpath}.tmp-{uuid.uuid4().hex[:8]}"
     with fs.open_output_stream(tmp) as out:
         out.write(data)
-    fs.move(tmp, fpath)
+    fs.move(tmp, path)
+
+
+def write_bytes_atomic(data: bytes, path: str) -> None:
+    """Write ``data`` to ``path`` (a local path or a URI) atomically: `write_atomic`."""
+    write_atomic(*filesystem(path), data)
 
 
 def read_bytes(path: str) -> bytes | None:

@@ -1,7 +1,6 @@
 """The project's exceptions: one root, a few kinds, messages that tell the fix.
 
-Every room raises these (``features`` sits first in the data flow, so the root lives
-here and the later rooms import it). A message names *where* (a file or a field),
+Every room raises these and imports them from here. A message names *where* (a file or a field),
 the *rule* that was broken and the *value* found, in that order::
 
     InputError("genres/rock/rock.00003.wav", "audio must be non-empty", "0 samples")
