@@ -38,12 +38,12 @@ from results.ensemble import combine, per_group
 from results.experiment import Member
 from seqsweep import storage
 from seqsweep.errors import StoreError
+from trainables.metrics import METRICS
 
 __all__ = ["DeployedMember", "TestScores", "bag_member", "refit_member", "save_members", "load_members",
-           "deploy_and_predict", "load_split", "score_test", "score_on_test", "TEST_METRICS", "FORMS"]
+           "deploy_and_predict", "load_split", "score_test", "score_on_test", "FORMS"]
 
 #: The test-split metrics of ``ensembles.csv`` (``test_<m>``, and ``test_group_<m>``).
-TEST_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
 #: How a member is deployed (``ensemble.refit``).
 FORMS = ("bag", "full")
 
@@ -173,21 +173,21 @@ def load_split(spec: Mapping[str, Any], split: str) -> SequenceSet:
 
 def score_test(y: np.ndarray, proba: np.ndarray, *, n_classes: int, groups: np.ndarray | None = None
                ) -> dict[str, float]:
-    """``test_<m>`` for each of `TEST_METRICS` on one set of test probabilities
+    """``test_<m>`` for each of `METRICS` on one set of test probabilities
     [shape=(N_test, C)], and with ``groups`` also ``test_group_<m>`` (per group: the mean
     probability of its clips); NaN when the test split is empty."""
     from trainables import classification_metrics
 
-    keys = [f"test_{m}" for m in TEST_METRICS] + ([f"test_group_{m}" for m in TEST_METRICS] if groups is not None
+    keys = [f"test_{m}" for m in METRICS] + ([f"test_group_{m}" for m in METRICS] if groups is not None
                                                    else [])
     if len(y) == 0:
         return dict.fromkeys(keys, float("nan"))
     metrics = classification_metrics(y, proba, n_classes=n_classes)
-    out = {f"test_{m}": float(metrics[m]) for m in TEST_METRICS}
+    out = {f"test_{m}": float(metrics[m]) for m in METRICS}
     if groups is not None:
         group_y, group_proba = per_group(y, proba, groups)
         metrics = classification_metrics(group_y, group_proba, n_classes=n_classes)
-        out.update({f"test_group_{m}": float(metrics[m]) for m in TEST_METRICS})
+        out.update({f"test_group_{m}": float(metrics[m]) for m in METRICS})
     return out
 
 

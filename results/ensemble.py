@@ -32,9 +32,10 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from search.spec import ENSEMBLE_METHODS
 from seqsweep.errors import ConfigError, InputError
+from trainables.metrics import metric_score
 
 __all__ = [
     "METHODS",
@@ -54,19 +55,11 @@ __all__ = [
 
 #: Every ensemble method; ``weighted_logloss`` is built only when the spec's
 #: ``ensemble.fit_weights`` is true.
-METHODS = ("soft", "max", "vote", "weighted", "weighted_logloss")
+METHODS = (*ENSEMBLE_METHODS, "weighted_logloss")
 
 #: `hard_vote` adds this times the mean probability to the vote fractions: less than the
 #: smallest gap between two vote counts (1/M for M < 10**6 members), so it only orders ties.
 TIE_EPSILON = 1e-6
-
-_METRICS = {
-    "accuracy": lambda y, p: accuracy_score(y, p),
-    "balanced_accuracy": lambda y, p: balanced_accuracy_score(y, p),
-    "f1_macro": lambda y, p: f1_score(y, p, average="macro", zero_division=0),
-    "f1_weighted": lambda y, p: f1_score(y, p, average="weighted", zero_division=0),
-}
-
 
 def _stack(probas: np.ndarray | Sequence[np.ndarray], where: str = "probas") -> np.ndarray:
     arr = np.asarray(probas, dtype=np.float64)
@@ -138,13 +131,11 @@ def hard_vote(probas: np.ndarray) -> np.ndarray:
 
 
 def score(y: np.ndarray, proba: np.ndarray, metric: str) -> float:
-    """``metric`` (``accuracy``, ``balanced_accuracy``, ``f1_macro``, ``f1_weighted``) of the
-    arg-max of ``proba`` [shape=(N, C)] against ``y`` [shape=(N,)], with scikit-learn."""
-    if metric not in _METRICS:
-        raise ConfigError("metric", f"must be one of {list(_METRICS)}", metric)
+    """``metric`` (one of `trainables.metrics.METRICS`) of the arg-max of ``proba``
+    [shape=(N, C)] against ``y`` [shape=(N,)]."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
-        return float(_METRICS[metric](np.asarray(y), np.asarray(proba).argmax(axis=1)))
+        return metric_score(metric, np.asarray(y), np.asarray(proba).argmax(axis=1))
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:

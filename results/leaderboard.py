@@ -14,17 +14,17 @@ import pandas as pd
 
 from results.experiment import read_csv_ids
 from search.leaderboard import rank_rows
-from search.trial import REPORTED_METRICS
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import LEADERBOARD
+from trainables.metrics import METRICS
 
 __all__ = ["load_leaderboard", "format_leaderboard"]
 
 _IDENTITY = ["rank", "trial_id", "status", "model", "objective"]
 _TAIL = ["n_params", "train_seconds", "fits_done"]
 _NOT_PARAMS = set(_IDENTITY) | set(_TAIL) | {"seeds", "folds", "error"} | {
-    f"{m}_{s}" for m in REPORTED_METRICS for s in ("mean", "std", "min")}
+    f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")}
 _WIDTH = 80
 
 
@@ -76,7 +76,7 @@ def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str
         out[metric] = [f"{m:.3f} ± {s:.3f}" if pd.notna(m) else "" for m, s in
                        zip(shown[f"{metric}_mean"], shown[f"{metric}_std"])]
         out["min"] = shown[f"{metric}_min"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
-    for other in REPORTED_METRICS:
+    for other in METRICS:
         if other != metric and f"{other}_mean" in shown:
             out[other] = shown[f"{other}_mean"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
     if "n_params" in shown:

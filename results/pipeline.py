@@ -33,7 +33,6 @@ import pandas as pd
 from features.store import FeatureStore
 from results.deploy import (
     FORMS,
-    TEST_METRICS,
     TestScores,
     deploy_and_predict,
     load_split,
@@ -51,15 +50,14 @@ from results.ensemble import (
 )
 from results.experiment import Experiment, Member, load_experiment
 from search.leaderboard import write_csv_atomic
+from search.spec import ENSEMBLE_METHODS
 from seqsweep import storage
 from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PREDICTIONS
+from trainables.metrics import METRICS
 
-__all__ = ["EnsembleDef", "FinishSummary", "build_ensembles", "finish_sweep", "parse_methods",
-           "DEFAULT_METHODS"]
+__all__ = ["EnsembleDef", "FinishSummary", "build_ensembles", "finish_sweep", "parse_methods"]
 
-DEFAULT_METHODS = ("soft", "max", "vote", "weighted")
-OOF_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
 _FORMAT = 2
 
 
@@ -81,7 +79,7 @@ def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...] | None
     items = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
     items = [m for m in items if m]
     if not items:
-        raise ConfigError("methods", f"must name at least one of {list(DEFAULT_METHODS)}", methods)
+        raise ConfigError("methods", f"must name at least one of {list(ENSEMBLE_METHODS)}", methods)
     for m in items:
         if m not in METHODS:
             raise ConfigError("methods", f"must be among {list(METHODS)}", m)
@@ -217,18 +215,18 @@ def _weights_text(weights: Sequence[float]) -> str:
 
 
 def _oof_scores(y: np.ndarray, proba: np.ndarray, groups: np.ndarray | None) -> dict[str, float]:
-    out = {f"oof_{m}": score(y, proba, m) for m in OOF_METRICS}
+    out = {f"oof_{m}": score(y, proba, m) for m in METRICS}
     if groups is not None:
         group_y, group_proba = per_group(y, proba, groups)
-        out.update({f"oof_group_{m}": score(group_y, group_proba, m) for m in OOF_METRICS})
+        out.update({f"oof_group_{m}": score(group_y, group_proba, m) for m in METRICS})
     return out
 
 
 def _columns(by_group: bool) -> list[str]:
     units = ["", "group_"] if by_group else [""]
     return ["kind", "method", "form", "members", "weights",
-            *[f"oof_{u}{m}" for u in units for m in OOF_METRICS],
-            *[f"test_{u}{m}" for u in units for m in TEST_METRICS]]
+            *[f"oof_{u}{m}" for u in units for m in METRICS],
+            *[f"test_{u}{m}" for u in units for m in METRICS]]
 
 
 def _table(members: Sequence[Member], defs: Sequence[EnsembleDef], scores: TestScores, *, form: str,
@@ -359,7 +357,7 @@ def finish_sweep(
     top_k = int(top_k if top_k is not None else conf.get("top_k", 5))
     if top_k < 1:
         raise ConfigError("top_k", "must be >= 1", top_k)
-    chosen = parse_methods(methods) or tuple(conf.get("methods") or DEFAULT_METHODS)
+    chosen = parse_methods(methods) or tuple(conf.get("methods") or ENSEMBLE_METHODS)
     fit_weights = bool(conf.get("fit_weights", False) if fit_weights is None else fit_weights)
     form = str(refit if refit is not None else conf.get("refit", "bag"))
     if form not in FORMS:

@@ -22,16 +22,16 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
-from search.trial import REPORTED_METRICS
 from seqsweep.layout import FOLDS, LEADERBOARD
 from seqsweep.storage import read_bytes, write_bytes_atomic
+from trainables.metrics import METRICS
 
 __all__ = ["LiveLeaderboard", "rank_rows", "write_csv_atomic", "read_leaderboard"]
 
 _FIRST = ["rank", "trial_id", "status", "model"]
-_SCORES = ["objective", *[f"{m}_{s}" for m in REPORTED_METRICS for s in ("mean", "std", "min")],
+_SCORES = ["objective", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")],
            "n_params", "train_seconds", "seeds", "folds", "fits_done", "error"]
-_FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", *REPORTED_METRICS, "seconds", "best_epoch"]
+_FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", *METRICS, "seconds", "best_epoch"]
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
@@ -179,7 +179,7 @@ class LiveLeaderboard(Callback):
         if "fit_seed" in result:
             key = (tid, int(result["fit_seed"]), int(result["fit_fold"]))
             self.fold_rows[key] = {"trial_id": tid, "model": row["model"], "seed": key[1], "fold": key[2],
-                                   **{m: result.get(f"fit_{m}") for m in REPORTED_METRICS},
+                                   **{m: result.get(f"fit_{m}") for m in METRICS},
                                    "seconds": result.get("fit_seconds"),
                                    "best_epoch": result.get("fit_best_epoch")}
         self.write()

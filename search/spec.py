@@ -29,6 +29,7 @@ import yaml
 
 from seqsweep.errors import ConfigError
 from trainables.configs import TrainConfig
+from trainables.metrics import METRICS
 from trainables.registry import MODEL_CONFIGS
 
 __all__ = [
@@ -45,12 +46,13 @@ __all__ = [
     "ENSEMBLE_METHODS",
 ]
 
-METRICS = ("balanced_accuracy", "accuracy", "f1_macro", "f1_weighted")
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 SCHEDULERS = ("none", "asha", "wilcoxon")
 REFITS = ("bag", "full")
 FUSED = ("auto", True, False)
 OBJECTIVES = ("mean", "mean_minus_std")
+#: the ensembles a spec may ask for (results also builds ``weighted_logloss`` when
+#: ``ensemble.fit_weights`` is true)
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
 
 

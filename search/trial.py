@@ -36,10 +36,10 @@ import numpy as np
 from features.sequences import SequenceSet
 from search.cv import CVPlan, summarize
 from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
+from trainables.metrics import METRICS
 
-__all__ = ["TrialSetup", "cv_trial", "REPORTED_METRICS"]
+__all__ = ["TrialSetup", "cv_trial"]
 
-REPORTED_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class TrialSetup:
 
 def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in REPORTED_METRICS:
+    for m in METRICS:
         for stat, value in summarize([f[m] for f in fits]).items():
             out[f"{m}_{stat}"] = value
     out["objective"] = setup.objective_of([f[setup.metric] for f in fits]) if fits else float("nan")
@@ -147,7 +147,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
                 histories.append(result.history)
                 report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
                           "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
-                          **{f"fit_{m}": scalars[m] for m in REPORTED_METRICS},
+                          **{f"fit_{m}": scalars[m] for m in METRICS},
                           "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
                 if len(fits) < len(plan):
                     tune.report(report)

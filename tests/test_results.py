@@ -16,6 +16,7 @@ import results.deploy
 from search.cli import main
 from search.spec import SweepSpec
 from seqsweep.errors import ConfigError, StoreError
+from trainables.metrics import METRICS
 
 SPEC = {
     "name": "res",
@@ -90,9 +91,8 @@ def test_ensembles_csv(experiment, finished):
     summary, _, lines = finished
     assert any("only 5 trials finished ok" in line for line in lines), lines
     table = pd.read_csv(experiment / "ensembles.csv", dtype={"members": str})
-    assert list(table.columns) == ["kind", "method", "form", "members", "weights", "oof_accuracy",
-                                   "oof_balanced_accuracy", "oof_f1_macro", "test_accuracy", "test_balanced_accuracy",
-                                   "test_f1_macro"]  # whole clips: no per-group columns
+    assert list(table.columns) == ["kind", "method", "form", "members", "weights",
+                                   *[f"{s}_{m}" for s in ("oof", "test") for m in METRICS]]  # whole clips: no per-group columns
     assert set(table["form"]) == {"bag"}
     board = pd.read_csv(experiment / "leaderboard.csv", dtype={"trial_id": str})
     members = table[table["kind"] == "member"]

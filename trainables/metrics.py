@@ -1,4 +1,7 @@
-"""Classification metrics from class probabilities, computed with scikit-learn."""
+"""Classification metrics from class probabilities, computed with scikit-learn.
+
+`METRICS` names the scores once for every room; importing this module does not import
+scikit-learn (the sweep spec reads `METRICS` and should load fast)."""
 
 from __future__ import annotations
 
@@ -6,21 +9,31 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-    precision_recall_fscore_support,
-)
 
-from seqsweep.errors import InputError
+from seqsweep.errors import ConfigError, InputError
 
-__all__ = ["classification_metrics", "SCALAR_METRICS"]
+__all__ = ["classification_metrics", "metric_score", "METRICS", "SCALAR_METRICS"]
 
-SCALAR_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss")
+#: The scores of a prediction that every room reports: a fit, a trial's mean / std / min,
+#: the sweep's objective, an ensemble's out-of-fold and test figures.
+METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
+
+SCALAR_METRICS = (*METRICS, "log_loss")
 """The keys of `classification_metrics` whose values are single floats."""
+
+
+def metric_score(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """One of `METRICS` of predicted class indices against true ones, with scikit-learn (in
+    the F1 scores a class absent from ``y_true`` and never predicted does not count as 0)."""
+    from sklearn import metrics as skm
+
+    if name == "accuracy":
+        return float(skm.accuracy_score(y_true, y_pred))
+    if name == "balanced_accuracy":
+        return float(skm.balanced_accuracy_score(y_true, y_pred))
+    if name in ("f1_macro", "f1_weighted"):
+        return float(skm.f1_score(y_true, y_pred, average=name[3:], zero_division=0))
+    raise ConfigError("metric", f"must be one of {list(METRICS)}", name)
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, n_classes: int) -> dict[str, Any]:
@@ -42,6 +55,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, n_classes: 
     ``precision_per_class``, ``recall_per_class`` (lists of C floats, 0 where undefined) and
     ``confusion_matrix`` (C lists of C ints, rows = true class).
     """
+    from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
+
     y_true = np.asarray(y_true, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or proba.shape != (len(y_true), n_classes):
@@ -58,10 +73,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, n_classes: 
             y_true, y_pred, labels=labels, average=None, zero_division=0
         )
         return {
-            "accuracy": float(accuracy_score(y_true, y_pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-            "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+            **{name: metric_score(name, y_true, y_pred) for name in METRICS},
             "log_loss": float(log_loss(y_true, normalised, labels=labels)),
             "precision_per_class": [float(v) for v in precision],
             "recall_per_class": [float(v) for v in recall],
