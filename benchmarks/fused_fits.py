@@ -20,7 +20,7 @@ Sizes (the data and the models a trial of each example trains):
   lstm 2 x 64 units, batch 32, early stopping with patience 10 (the example's); the other
   families at the registry defaults, batch 32.
 
-Each case trains the 10 fits of `search.cv.make_plan` (5 folds x 2 seeds) twice, with
+Each case trains the 10 fits of `trainables.cv.make_plan` (5 folds x 2 seeds) twice, with
 the trial's CPU share (``--threads``, default 1, as ``resources.cpus: 1``): fused
 (`trainables.fused.fit_many`) and sequential (`trainables.fit` in a loop, as the trial
 does today), after one untimed warm-up epoch of each. Printed: the forward MFLOP of one
@@ -46,8 +46,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.sequences import SequenceSet  # noqa: E402
-from search.cv import make_plan  # noqa: E402
 from trainables import fit  # noqa: E402
+from trainables.cv import make_plan  # noqa: E402
 from trainables.fused import fit_many, step_flops, use_fused  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -76,8 +76,8 @@ def rank_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _hyperparameters(config: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
     """Every effective hyperparameter of a trial (sampled, fixed and defaults) as flat columns."""
-    from search.space import flat_config
     from trainables import split_flat_config
+    from trainables.trial import flat_config
 
     try:
         _, model_config, train_config = split_flat_config(flat_config(config, train))

@@ -12,13 +12,11 @@ a distribution. Ray Tune's `OptunaSearch` turns ``lstm/lr`` into a nested config
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from typing import Any
 
 from search.spec import ModelSpace, SweepSpec
-from seqsweep.errors import ConfigError
 
-__all__ = ["SearchSpace", "expand_grid", "flat_config", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]
+__all__ = ["SearchSpace", "expand_grid", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]
 
 #: What every trial reports and the searcher and schedulers optimise (higher is better).
 TRIAL_METRIC = "objective"
@@ -78,15 +76,6 @@ def with_token_defaults(spec: SweepSpec, *, tokens: bool) -> SweepSpec:
                                            "embedding_dim": Param.parse(where, dict(DEFAULT_EMBEDDING_RANGE))})
         models.append(space)
     return replace(spec, models=tuple(models))
-
-
-def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str, Any]:
-    """Tune's nested trial config -> the flat dict of one model family (+ fixed training keys)."""
-    family = config["model"]
-    inner = config.get(family, {})
-    if not isinstance(inner, Mapping):
-        raise ConfigError(f"trial config {family!r}", "must be a mapping of hyperparameters", inner)
-    return {"model": family, **dict(train), **dict(inner)}
 
 
 def expand_grid(spec: SweepSpec) -> list[dict[str, Any]]:

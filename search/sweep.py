@@ -18,16 +18,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from features.store import FeatureStore
-from search.cv import fingerprint_changes, make_plan, plan_fingerprint
 from search.leaderboard import LiveLeaderboard, read_leaderboard
 from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec
-from search.trial import TrialSetup, cv_trial
 from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import LEADERBOARD, PLAN_FILE, SPEC_FILE
 from seqsweep.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from seqsweep.storage import read_bytes, resolve, write_bytes_atomic
+from trainables.cv import fingerprint_changes, make_plan, plan_fingerprint
+from trainables.trial import TrialSetup, cv_trial
 
 __all__ = ["SweepOutcome", "run_sweep", "check_object_store", "trial_capacity"]
 

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from features import FeatureStore
-from search.cv import make_plan
 from search.space import SearchSpace, expand_grid, make_searcher
 from search.spec import SweepSpec, load_spec
 from seqsweep.errors import ConfigError, InputError
+from trainables.cv import make_plan
 
 BASE = {
     "name": "t",

@@ -24,7 +24,6 @@ from features.sequences import SequenceSet
 from features.synth_tokens import PAD, make_token_sequences, write_token_dataset
 from features.tokens import UNKNOWN_ID, TokenVocab, looks_like_tokens
 from search.cli import main
-from search.cv import make_plan
 from seqsweep.errors import ConfigError, InputError, StoreError
 from trainables import build_model, fit, predict_proba
 from trainables.classic import (
@@ -35,6 +34,7 @@ from trainables.classic import (
     bag_width,
 )
 from trainables.configs import DEFAULT_EMBEDDING_RANGE, LSTMConfig
+from trainables.cv import make_plan
 from trainables.saved import weights_from_bytes, weights_to_bytes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -28,17 +28,19 @@ import json
 import os
 import tempfile
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from features.sequences import SequenceSet
-from search.cv import CVPlan, summarize
+from seqsweep.errors import ConfigError
 from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
+from trainables.cv import CVPlan, summarize
 from trainables.metrics import METRICS
 
-__all__ = ["TrialSetup", "cv_trial"]
+__all__ = ["TrialSetup", "cv_trial", "flat_config"]
 
 
 
@@ -84,6 +86,16 @@ def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[in
     return [[k for k, f in enumerate(plan.fits) if f.seed_index == s] for s in range(len(plan.seeds))]
 
 
+def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str, Any]:
+    """Tune's nested trial config -> the flat dict of one model family (+ fixed training keys)."""
+    family = config["model"]
+    inner = config.get(family, {})
+    if not isinstance(inner, Mapping):
+        raise ConfigError(f"trial config {family!r}", "must be a mapping of hyperparameters", inner)
+    return {"model": family, **dict(train), **dict(inner)}
+
+
+
 def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
     """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
     import logging
@@ -93,7 +105,6 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
     # one "Checkpoint successfully created" line per trial drowns the progress table
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
-    from search.space import flat_config
     from trainables import fit, split_flat_config
     from trainables.fused import fit_many, use_fused
     from trainables.saved import weights_to_bytes
