@@ -5,9 +5,13 @@ from .extract import (
     FeatureSpec as FeatureSpec,
     compute_features as compute_features,
 )
-from .runner import (
+from .incremental import (
     ExtractionSummary as ExtractionSummary,
+)
+from .runner import (
     extract_audio as extract_audio,
+)
+from .sequence_import import (
     import_files as import_files,
 )
 from .sequences import (

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from features.importers import ItemError
+from features.rows import ItemError
 from seqsweep.errors import InputError
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioItem", "discover_audio", "load_segments"]

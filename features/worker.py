@@ -15,8 +15,7 @@ from pathlib import Path
 
 from features.audio import AudioItem, load_segments
 from features.extract import FeatureSpec, compute_features, warm_up
-from features.importers import ItemError
-from features.rows import SourceRows
+from features.rows import ItemError, SourceRows
 from seqsweep.errors import InputError
 
 __all__ = ["extract_clip"]

@@ -1,5 +1,8 @@
 """Tests for `features.safe_pickle` and `features.importers` on data made here.
 
+Each reader has a test class that subclasses `features.testing.SourceContract`: the
+contract's tests (what every source must do) run against it, beside its own.
+
 The real UCR/UEA files come from aeon's bundled datasets and are skipped when aeon
 (an optional ``[bench]`` dependency) is not installed.
 """
@@ -11,12 +14,14 @@ import dataclasses
 import os
 import pickle
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from features.importers import (
+    GroupFile,
     ImportResult,
     Record,
     read_pickle,
@@ -26,6 +31,7 @@ from features.importers import (
     split_from_name,
 )
 from features.safe_pickle import load_plain_pickle, loads_plain_pickle
+from features.testing import Item, SourceContract
 from seqsweep.errors import ConfigError, InputError
 
 # ---- safe_pickle -----------------------------------------------------------------------
@@ -161,117 +167,141 @@ def _chords() -> list[tuple[np.ndarray, object]]:
     ]
 
 
-def test_read_pickle_strips_end_padding(tmp_path: Path) -> None:
-    path = _dump(tmp_path / "chords_train.pkl", _chords(), protocol=2)
-    res = read_pickle(path)
-    assert isinstance(res, ImportResult) and res.errors == [] and res.columns is None
-    assert [r.clip_id for r in res.records] == [f"chords_train.pkl#{i}" for i in range(3)]
-    assert [r.group for r in res.records] == [r.clip_id for r in res.records]
-    assert [r.label for r in res.records] == ["0", "1", "2"]
-    assert {r.split for r in res.records} == {"train"}
-    first = res.records[0].frames
-    assert first.dtype == np.float32 and first.shape == (3, 1)
-    np.testing.assert_array_equal(first[:, 0], [144.0, 12.0, 32.0])
-    np.testing.assert_array_equal(res.records[1].frames[:, 0], [5.0, -1.0, 7.0])
-    assert res.records[2].frames.shape == (1, 1)
-    assert res.dim == 1
+def _write_groups(path: Path, groups: Sequence[str] | None) -> None:
+    """The groups file of a pickle or .ts source: ``<path>.groups``, one line per item."""
+    if groups is not None:
+        path.with_suffix(".groups").write_text("\n".join(groups) + "\n")
 
 
-def test_read_pickle_keeps_padding_when_asked(tmp_path: Path) -> None:
-    path = _dump(tmp_path / "c.pkl", _chords())
-    res = read_pickle(path, pad_value=None)
-    assert res.records[0].n_frames == 7
-    assert {r.split for r in res.records} == {None}
+def _group_file(path: Path, grouped: bool) -> GroupFile | None:
+    return GroupFile.read(path.with_suffix(".groups")) if grouped else None
 
 
-def test_read_pickle_2d_and_string_labels(tmp_path: Path) -> None:
-    pad = -np.ones((1, 3))
-    seq = np.concatenate([pad, np.arange(12.0).reshape(4, 3), pad, pad])
-    seq[2, 1] = -1.0  # a partly -1 frame is not padding
-    path = _dump(tmp_path / "x_test.pkl", [(seq, "rock"), (np.ones((2, 3)), np.str_("jazz"))])
-    res = read_pickle(path)
-    assert res.errors == []
-    assert res.records[0].frames.shape == (4, 3)
-    assert [r.label for r in res.records] == ["rock", "jazz"]
-    assert res.records[0].split == "test"
+class TestReadPickle(SourceContract):
+    """`read_pickle`: the source contract, then the pickle layouts and padding."""
+
+    extension = ".pkl"
+    stage = "pickle"
+
+    def write(self, path: Path, items: Sequence[Item], *, groups: Sequence[str] | None = None) -> Path:
+        _write_groups(path, groups)
+        return _dump(path, list(items))
+
+    def read(self, path: Path, *, grouped: bool = False) -> ImportResult:
+        return read_pickle(path, groups=_group_file(path, grouped))
+
+    def write_without_required_part(self, path: Path) -> str:
+        _dump(path, {"features": [np.ones(2)], "classes": [0]})
+        return "'x'+'y'"
+
+    def test_read_pickle_strips_end_padding(self, tmp_path: Path) -> None:
+        path = _dump(tmp_path / "chords_train.pkl", _chords(), protocol=2)
+        res = read_pickle(path)
+        assert isinstance(res, ImportResult) and res.errors == [] and res.columns is None
+        assert [r.clip_id for r in res.records] == [f"chords_train.pkl#{i}" for i in range(3)]
+        assert [r.group for r in res.records] == [r.clip_id for r in res.records]
+        assert [r.label for r in res.records] == ["0", "1", "2"]
+        assert {r.split for r in res.records} == {"train"}
+        first = res.records[0].frames
+        assert first.dtype == np.float32 and first.shape == (3, 1)
+        np.testing.assert_array_equal(first[:, 0], [144.0, 12.0, 32.0])
+        np.testing.assert_array_equal(res.records[1].frames[:, 0], [5.0, -1.0, 7.0])
+        assert res.records[2].frames.shape == (1, 1)
+        assert res.dim == 1
+
+    def test_read_pickle_keeps_padding_when_asked(self, tmp_path: Path) -> None:
+        path = _dump(tmp_path / "c.pkl", _chords())
+        res = read_pickle(path, pad_value=None)
+        assert res.records[0].n_frames == 7
+        assert {r.split for r in res.records} == {None}
+
+    def test_read_pickle_2d_and_string_labels(self, tmp_path: Path) -> None:
+        pad = -np.ones((1, 3))
+        seq = np.concatenate([pad, np.arange(12.0).reshape(4, 3), pad, pad])
+        seq[2, 1] = -1.0  # a partly -1 frame is not padding
+        path = _dump(tmp_path / "x_test.pkl", [(seq, "rock"), (np.ones((2, 3)), np.str_("jazz"))])
+        res = read_pickle(path)
+        assert res.errors == []
+        assert res.records[0].frames.shape == (4, 3)
+        assert [r.label for r in res.records] == ["rock", "jazz"]
+        assert res.records[0].split == "test"
+
+    def test_one_bad_item_never_loses_the_others(self, tmp_path: Path) -> None:
+        items = [
+            (np.array([-1.0, 1.0, 2.0, -1.0]), 0),   # 0 good
+            (np.array([-1.0, -1.0, -1.0]), 1),      # 1 all padding
+            (np.array(["a", "b"]), 0),              # 2 not numeric
+            (np.array([1.0]), 0, "extra"),          # 3 not a pair
+            np.array([1.0, 2.0]),                   # 4 not a pair
+            (np.zeros((2, 2, 2)), 1),               # 5 3-D
+            (np.array([1.0, np.nan]), 1),           # 6 not finite
+            (np.array([1.0, 2.0]), 0.5),            # 7 bad label
+            (np.ones((3, 2)), 1),                   # 8 another dimension
+            ([1.0, [2.0, 3.0]], 1),                 # 9 ragged
+            (np.array([4.0, 5.0, -1.0]), 1),        # 10 good
+        ]
+        path = _dump(tmp_path / "mixed.pkl", items)
+        res = read_pickle(path)
+        assert [r.clip_id for r in res.records] == ["mixed.pkl#0", "mixed.pkl#10"]
+        np.testing.assert_array_equal(res.records[1].frames[:, 0], [4.0, 5.0])
+        bad = {int(e.path.rsplit("#", 1)[1]): e for e in res.errors}
+        assert sorted(bad) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        for i, err in bad.items():
+            assert err.path == f"{path}#{i}"
+            assert err.stage == "pickle" and err.error_type == "InputError"
+            assert err.message.startswith(f"{path}#{i}: ")
+        assert "besides padding" in bad[1].message
+        assert "only numbers" in bad[2].message
+        assert "(sequence, label) pair" in bad[3].message and "tuple of length 3" in bad[3].message
+        assert "1-D" in bad[5].message and "(2, 2, 2)" in bad[5].message
+        assert "finite" in bad[6].message
+        assert "label" in bad[7].message and "0.5" in bad[7].message
+        assert "same frame dimension (1)" in bad[8].message
+
+    def test_parallel_layouts(self, tmp_path: Path) -> None:
+        seqs = [np.array([-1.0, 1.0, 2.0]), np.array([3.0, -1.0])]
+        expected = [[1.0, 2.0], [3.0]]
+        for name, obj in [
+            ("tuple.pkl", (seqs, [0, 1])),
+            ("dict.pkl", {"X": seqs, "y": np.array([0, 1])}),
+            ("padded.pkl", {"x": np.array([[1.0, 2.0, -1.0], [3.0, -1.0, -1.0]]), "Y": ["a", "b"]}),
+        ]:
+            res = read_pickle(_dump(tmp_path / name, obj))
+            assert res.errors == [], name
+            assert len(res.records) == 2, name
+            if name != "padded.pkl":
+                assert [r.frames[:, 0].tolist() for r in res.records] == expected
+        padded = read_pickle(tmp_path / "padded.pkl").records
+        assert [r.frames[:, 0].tolist() for r in padded] == [[1.0, 2.0], [3.0]]
+        assert [r.label for r in padded] == ["a", "b"]
+        # a list (not a tuple) of exactly two pairs is still read as pairs
+        two_pairs = read_pickle(_dump(tmp_path / "two.pkl", [(np.ones(2), 0), (np.ones(3), 1)]))
+        assert [r.n_frames for r in two_pairs.records] == [2, 3]
+        two_tuple = read_pickle(_dump(tmp_path / "two_t.pkl", ((np.ones(2), 0), (np.ones(3), 1))))
+        assert [r.n_frames for r in two_tuple.records] == [2, 3]
+
+    @pytest.mark.parametrize(
+        "obj, match",
+        [
+            ({"features": [], "classes": []}, "keys"),
+            ({"X": [np.ones(2)], "y": [0, 1]}, "same length"),
+            ([], "at least one"),
+            (np.ones(3), "list of \\(sequence, label\\) pairs"),
+            (42, "list of"),
+        ],
+    )
+    def test_read_pickle_file_level_errors(self, tmp_path: Path, obj: object, match: str) -> None:
+        path = _dump(tmp_path / "bad.pkl", obj)
+        with pytest.raises(InputError, match=match) as info:
+            read_pickle(path)
+        assert info.value.where == str(path)
+
+    def test_read_pickle_missing_file(self, tmp_path: Path) -> None:
+        with pytest.raises(InputError, match="existing file"):
+            read_pickle(tmp_path / "none.pkl")
 
 
-def test_one_bad_item_never_loses_the_others(tmp_path: Path) -> None:
-    items = [
-        (np.array([-1.0, 1.0, 2.0, -1.0]), 0),   # 0 good
-        (np.array([-1.0, -1.0, -1.0]), 1),      # 1 all padding
-        (np.array(["a", "b"]), 0),              # 2 not numeric
-        (np.array([1.0]), 0, "extra"),          # 3 not a pair
-        np.array([1.0, 2.0]),                   # 4 not a pair
-        (np.zeros((2, 2, 2)), 1),               # 5 3-D
-        (np.array([1.0, np.nan]), 1),           # 6 not finite
-        (np.array([1.0, 2.0]), 0.5),            # 7 bad label
-        (np.ones((3, 2)), 1),                   # 8 another dimension
-        ([1.0, [2.0, 3.0]], 1),                 # 9 ragged
-        (np.array([4.0, 5.0, -1.0]), 1),        # 10 good
-    ]
-    path = _dump(tmp_path / "mixed.pkl", items)
-    res = read_pickle(path)
-    assert [r.clip_id for r in res.records] == ["mixed.pkl#0", "mixed.pkl#10"]
-    np.testing.assert_array_equal(res.records[1].frames[:, 0], [4.0, 5.0])
-    bad = {int(e.path.rsplit("#", 1)[1]): e for e in res.errors}
-    assert sorted(bad) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
-    for i, err in bad.items():
-        assert err.path == f"{path}#{i}"
-        assert err.stage == "pickle" and err.error_type == "InputError"
-        assert err.message.startswith(f"{path}#{i}: ")
-    assert "besides padding" in bad[1].message
-    assert "only numbers" in bad[2].message
-    assert "(sequence, label) pair" in bad[3].message and "tuple of length 3" in bad[3].message
-    assert "1-D" in bad[5].message and "(2, 2, 2)" in bad[5].message
-    assert "finite" in bad[6].message
-    assert "label" in bad[7].message and "0.5" in bad[7].message
-    assert "same frame dimension (1)" in bad[8].message
-
-
-def test_parallel_layouts(tmp_path: Path) -> None:
-    seqs = [np.array([-1.0, 1.0, 2.0]), np.array([3.0, -1.0])]
-    expected = [[1.0, 2.0], [3.0]]
-    for name, obj in [
-        ("tuple.pkl", (seqs, [0, 1])),
-        ("dict.pkl", {"X": seqs, "y": np.array([0, 1])}),
-        ("padded.pkl", {"x": np.array([[1.0, 2.0, -1.0], [3.0, -1.0, -1.0]]), "Y": ["a", "b"]}),
-    ]:
-        res = read_pickle(_dump(tmp_path / name, obj))
-        assert res.errors == [], name
-        assert len(res.records) == 2, name
-        if name != "padded.pkl":
-            assert [r.frames[:, 0].tolist() for r in res.records] == expected
-    padded = read_pickle(tmp_path / "padded.pkl").records
-    assert [r.frames[:, 0].tolist() for r in padded] == [[1.0, 2.0], [3.0]]
-    assert [r.label for r in padded] == ["a", "b"]
-    # a list (not a tuple) of exactly two pairs is still read as pairs
-    two_pairs = read_pickle(_dump(tmp_path / "two.pkl", [(np.ones(2), 0), (np.ones(3), 1)]))
-    assert [r.n_frames for r in two_pairs.records] == [2, 3]
-    two_tuple = read_pickle(_dump(tmp_path / "two_t.pkl", ((np.ones(2), 0), (np.ones(3), 1))))
-    assert [r.n_frames for r in two_tuple.records] == [2, 3]
-
-
-@pytest.mark.parametrize(
-    "obj, match",
-    [
-        ({"features": [], "classes": []}, "keys"),
-        ({"X": [np.ones(2)], "y": [0, 1]}, "same length"),
-        ([], "at least one"),
-        (np.ones(3), "list of \\(sequence, label\\) pairs"),
-        (42, "list of"),
-    ],
-)
-def test_read_pickle_file_level_errors(tmp_path: Path, obj: object, match: str) -> None:
-    path = _dump(tmp_path / "bad.pkl", obj)
-    with pytest.raises(InputError, match=match) as info:
-        read_pickle(path)
-    assert info.value.where == str(path)
-
-
-def test_read_pickle_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="existing file"):
-        read_pickle(tmp_path / "none.pkl")
+# ---- names and records -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -332,72 +362,6 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_read_ts_univariate_missing_values_filled(tmp_path: Path) -> None:
-    res = read_ts(_write(tmp_path, "Tiny_TRAIN.ts", UNIVARIATE))
-    assert res.errors == []
-    frames = [r.frames[:, 0].tolist() for r in res.records]
-    assert frames == [[1.0, 2.0, 3.0, 3.0], [2.5, 2.5, 2.5, 4.0], [0.0, 0.0, 0.0], [5.0]]
-    assert [r.frames.shape for r in res.records] == [(4, 1), (4, 1), (3, 1), (1, 1)]
-    assert [r.label for r in res.records] == ["up", "down", "up", "down"]
-    assert [r.clip_id for r in res.records] == [f"Tiny_TRAIN.ts#{i}" for i in range(4)]
-    assert {r.split for r in res.records} == {"train"}
-    assert all(r.frames.dtype == np.float32 for r in res.records)
-
-
-def test_read_ts_variable_length_and_bad_lines(tmp_path: Path) -> None:
-    path = _write(tmp_path, "multi.ts", MULTIVARIATE)
-    res = read_ts(path)
-    assert [r.clip_id for r in res.records] == ["multi.ts#0", "multi.ts#1", "multi.ts#6"]
-    assert [r.frames.shape for r in res.records] == [(3, 2), (2, 2), (4, 2)]
-    np.testing.assert_array_equal(res.records[0].frames, [[1, 4], [2, 5], [3, 6]])
-    assert {r.split for r in res.records} == {None}
-    msgs = {e.path: e.message for e in res.errors}
-    assert list(msgs) == [
-        f"{path}#2 (line 10)", f"{path}#3 (line 11)", f"{path}#4 (line 12)", f"{path}#5 (line 13)",
-    ]
-    m = list(msgs.values())
-    assert "same length" in m[0] and "channel 1 has 2" in m[0]
-    assert "numbers or ?" in m[1] and "'x'" in m[1]
-    assert "declared classes" in m[2] and "'z'" in m[2]
-    assert "2 channel(s)" in m[3]
-    assert all(e.stage == "ts" for e in res.errors)
-
-
-@pytest.mark.parametrize(
-    "header, match",
-    [
-        ("@problemName X\n@classLabel true a\n", "must start with @"),
-        ("@timeStamps true\n@classLabel true a\n@data\n", "time-stamped"),
-        ("@classLabel false\n@data\n", "class labels"),
-        ("@data\n", "class labels"),
-        ("@targetLabel true\n@data\n", "regression"),
-        ("@missing maybe\n@classLabel true a\n@data\n", "true or false"),
-        ("@dimensions zero\n@classLabel true a\n@data\n", "positive integer"),
-        ("@classLabel true\n@data\n", "list the class values"),
-        ("@univariate true\n@dimensions 3\n@classLabel true a\n@data\n", "@dimensions 1"),
-        ("junk\n@data\n", "must start with @"),
-    ],
-)
-def test_read_ts_header_errors(tmp_path: Path, header: str, match: str) -> None:
-    path = _write(tmp_path, "h.ts", header + "1,2:a\n")
-    with pytest.raises(InputError, match=match):
-        read_ts(path)
-
-
-def test_read_ts_needs_data_line(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="@data"):
-        read_ts(_write(tmp_path, "h.ts", "@problemName X\n@classLabel true a\n# only a header\n"))
-
-
-def test_read_ts_series_length_and_case_blind_header(tmp_path: Path) -> None:
-    text = "@TIMESTAMPS false\n@equalLength true\n@seriesLength 3\n@dimension 1\n" \
-        "@classLabel true 1 2\n@data\n1,2,3:1\n1,2:2\n4,5,6:2\n"
-    res = read_ts(_write(tmp_path, "eq_test.ts", text))
-    assert [r.label for r in res.records] == ["1", "2"]
-    assert {r.split for r in res.records} == {"test"}
-    assert len(res.errors) == 1 and "@seriesLength 3" in res.errors[0].message
-
-
 def _aeon_data() -> Path:
     aeon = pytest.importorskip("aeon")
     root = Path(aeon.__file__).parent / "datasets" / "data"
@@ -406,39 +370,121 @@ def _aeon_data() -> Path:
     return root
 
 
-def test_read_ts_japanese_vowels() -> None:
-    path = _aeon_data() / "JapaneseVowels" / "JapaneseVowels_TRAIN.ts"
-    res = read_ts(path)
-    assert res.errors == []
-    assert len(res.records) == 270
-    assert {r.frames.shape[1] for r in res.records} == {12}
-    assert sorted({r.label for r in res.records}) == [str(i) for i in range(1, 10)]
-    lengths = [r.n_frames for r in res.records]
-    # the archive says 7-29 over TRAIN and TEST; TRAIN alone runs 7-26
-    assert min(lengths) == 7 and max(lengths) <= 29
-    assert {r.split for r in res.records} == {"train"}
-    from aeon.datasets import load_from_ts_file
+class TestReadTs(SourceContract):
+    """`read_ts`: the source contract, then the .ts header, missing values and aeon's files."""
 
-    x, y = load_from_ts_file(str(path))
-    for rec, ref, lab in zip(res.records, x, y, strict=True):
-        np.testing.assert_allclose(rec.frames, np.asarray(ref).T, rtol=1e-6)
-        assert rec.label == str(lab)
+    extension = ".ts"
+    stage = "ts"
 
+    def write(self, path: Path, items: Sequence[Item], *, groups: Sequence[str] | None = None) -> Path:
+        classes = sorted({label for _, label in items if label})
+        lines = ["@problemName contract", "@missing false", "@equalLength false",
+                 f"@classLabel true {' '.join(classes)}", "@data"]
+        for frames, label in items:
+            channels = (",".join(repr(float(v)) for v in channel) for channel in frames.T)
+            lines.append(":".join(channels) + f":{label}")
+        _write_groups(path, groups)
+        return _write(path.parent, path.name, "\n".join(lines) + "\n")
 
-def test_read_ts_basic_motions() -> None:
-    res = read_ts(_aeon_data() / "BasicMotions" / "BasicMotions_TRAIN.ts")
-    assert res.errors == []
-    assert len(res.records) == 40
-    assert {r.frames.shape for r in res.records} == {(100, 6)}
-    assert sorted({r.label for r in res.records}) == ["Badminton", "Running", "Standing", "Walking"]
+    def read(self, path: Path, *, grouped: bool = False) -> ImportResult:
+        return read_ts(path, groups=_group_file(path, grouped))
 
+    def write_without_required_part(self, path: Path) -> str:
+        _write(path.parent, path.name, "@problemName X\n@data\n1,2:a\n")
+        return "@classLabel"
 
-def test_read_ts_rejects_aeon_timestamps_file() -> None:
-    path = _aeon_data() / "UnitTest" / "UnitTestTimeStamps_TRAIN.ts"
-    if not path.exists():
-        pytest.skip("aeon's time-stamped unit-test file is not bundled")
-    with pytest.raises(InputError, match="time-stamped"):
-        read_ts(path)
+    def test_read_ts_univariate_missing_values_filled(self, tmp_path: Path) -> None:
+        res = read_ts(_write(tmp_path, "Tiny_TRAIN.ts", UNIVARIATE))
+        assert res.errors == []
+        frames = [r.frames[:, 0].tolist() for r in res.records]
+        assert frames == [[1.0, 2.0, 3.0, 3.0], [2.5, 2.5, 2.5, 4.0], [0.0, 0.0, 0.0], [5.0]]
+        assert [r.frames.shape for r in res.records] == [(4, 1), (4, 1), (3, 1), (1, 1)]
+        assert [r.label for r in res.records] == ["up", "down", "up", "down"]
+        assert [r.clip_id for r in res.records] == [f"Tiny_TRAIN.ts#{i}" for i in range(4)]
+        assert {r.split for r in res.records} == {"train"}
+        assert all(r.frames.dtype == np.float32 for r in res.records)
+
+    def test_read_ts_variable_length_and_bad_lines(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "multi.ts", MULTIVARIATE)
+        res = read_ts(path)
+        assert [r.clip_id for r in res.records] == ["multi.ts#0", "multi.ts#1", "multi.ts#6"]
+        assert [r.frames.shape for r in res.records] == [(3, 2), (2, 2), (4, 2)]
+        np.testing.assert_array_equal(res.records[0].frames, [[1, 4], [2, 5], [3, 6]])
+        assert {r.split for r in res.records} == {None}
+        msgs = {e.path: e.message for e in res.errors}
+        assert list(msgs) == [
+            f"{path}#2 (line 10)", f"{path}#3 (line 11)", f"{path}#4 (line 12)", f"{path}#5 (line 13)",
+        ]
+        m = list(msgs.values())
+        assert "same length" in m[0] and "channel 1 has 2" in m[0]
+        assert "numbers or ?" in m[1] and "'x'" in m[1]
+        assert "declared classes" in m[2] and "'z'" in m[2]
+        assert "2 channel(s)" in m[3]
+        assert all(e.stage == "ts" for e in res.errors)
+
+    @pytest.mark.parametrize(
+        "header, match",
+        [
+            ("@problemName X\n@classLabel true a\n", "must start with @"),
+            ("@timeStamps true\n@classLabel true a\n@data\n", "time-stamped"),
+            ("@classLabel false\n@data\n", "class labels"),
+            ("@data\n", "class labels"),
+            ("@targetLabel true\n@data\n", "regression"),
+            ("@missing maybe\n@classLabel true a\n@data\n", "true or false"),
+            ("@dimensions zero\n@classLabel true a\n@data\n", "positive integer"),
+            ("@classLabel true\n@data\n", "list the class values"),
+            ("@univariate true\n@dimensions 3\n@classLabel true a\n@data\n", "@dimensions 1"),
+            ("junk\n@data\n", "must start with @"),
+        ],
+    )
+    def test_read_ts_header_errors(self, tmp_path: Path, header: str, match: str) -> None:
+        path = _write(tmp_path, "h.ts", header + "1,2:a\n")
+        with pytest.raises(InputError, match=match):
+            read_ts(path)
+
+    def test_read_ts_needs_data_line(self, tmp_path: Path) -> None:
+        with pytest.raises(InputError, match="@data"):
+            read_ts(_write(tmp_path, "h.ts", "@problemName X\n@classLabel true a\n# only a header\n"))
+
+    def test_read_ts_series_length_and_case_blind_header(self, tmp_path: Path) -> None:
+        text = "@TIMESTAMPS false\n@equalLength true\n@seriesLength 3\n@dimension 1\n" \
+            "@classLabel true 1 2\n@data\n1,2,3:1\n1,2:2\n4,5,6:2\n"
+        res = read_ts(_write(tmp_path, "eq_test.ts", text))
+        assert [r.label for r in res.records] == ["1", "2"]
+        assert {r.split for r in res.records} == {"test"}
+        assert len(res.errors) == 1 and "@seriesLength 3" in res.errors[0].message
+
+    def test_read_ts_japanese_vowels(self) -> None:
+        path = _aeon_data() / "JapaneseVowels" / "JapaneseVowels_TRAIN.ts"
+        res = read_ts(path)
+        assert res.errors == []
+        assert len(res.records) == 270
+        assert {r.frames.shape[1] for r in res.records} == {12}
+        assert sorted({r.label for r in res.records}) == [str(i) for i in range(1, 10)]
+        lengths = [r.n_frames for r in res.records]
+        # the archive says 7-29 over TRAIN and TEST; TRAIN alone runs 7-26
+        assert min(lengths) == 7 and max(lengths) <= 29
+        assert {r.split for r in res.records} == {"train"}
+        from aeon.datasets import load_from_ts_file
+
+        x, y = load_from_ts_file(str(path))
+        for rec, ref, lab in zip(res.records, x, y, strict=True):
+            np.testing.assert_allclose(rec.frames, np.asarray(ref).T, rtol=1e-6)
+            assert rec.label == str(lab)
+
+    def test_read_ts_basic_motions(self) -> None:
+        res = read_ts(_aeon_data() / "BasicMotions" / "BasicMotions_TRAIN.ts")
+        assert res.errors == []
+        assert len(res.records) == 40
+        assert {r.frames.shape for r in res.records} == {(100, 6)}
+        assert sorted({r.label for r in res.records}) == ["Badminton", "Running", "Standing", "Walking"]
+
+    def test_read_ts_rejects_aeon_timestamps_file(self) -> None:
+        path = _aeon_data() / "UnitTest" / "UnitTestTimeStamps_TRAIN.ts"
+        if not path.exists():
+            pytest.skip("aeon's time-stamped unit-test file is not bundled")
+        with pytest.raises(InputError, match="time-stamped"):
+            read_ts(path)
 
 
 # ---- read_table ------------------------------------------------------------------------
@@ -453,77 +499,95 @@ jazz.00000.wav,661794,0.30,0.05,112.3,jazz
 """
 
 
-def test_read_table_gtzan_like(tmp_path: Path) -> None:
-    path = _write(tmp_path, "features_30_sec.csv", GTZAN)
-    res = read_table(path)
-    assert res.columns == ["chroma_stft_mean", "rms_mean", "tempo"]
-    assert [r.clip_id for r in res.records] == ["blues.00000.wav", "rock.00000.wav", "jazz.00000.wav"]
-    assert [r.label for r in res.records] == ["blues", "rock", "jazz"]
-    assert [r.group for r in res.records] == [r.clip_id for r in res.records]
-    assert all(r.frames.shape == (1, 3) and r.frames.dtype == np.float32 for r in res.records)
-    np.testing.assert_allclose(res.records[0].frames[0], [0.35, 0.13, 123.0], rtol=1e-6)
-    assert {r.split for r in res.records} == {None}
-    assert [e.path for e in res.errors] == [f"{path}#1", f"{path}#3"]
-    assert "rms_mean" in res.errors[0].message and "tempo" in res.errors[1].message
-    assert all(e.stage == "table" for e in res.errors)
+class TestReadTable(SourceContract):
+    """`read_table`: the source contract, then GTZAN-style tables and their columns."""
 
+    extension = ".csv"
+    stage = "table"
+    max_frames = 1  # one row per clip
 
-def test_read_table_missing_label_column(tmp_path: Path) -> None:
-    path = _write(tmp_path, "t.csv", "a,b,genre\n1,2,x\n")
-    with pytest.raises(InputError) as info:
-        read_table(path)
-    msg = str(info.value)
-    assert "'label'" in msg and "columns found: a, b, genre" in msg
-    assert read_table(path, label_column="genre").records[0].label == "x"
+    def write(self, path: Path, items: Sequence[Item], *, groups: Sequence[str] | None = None) -> Path:
+        dim = max(frames.shape[1] for frames, _ in items)
+        header = [f"f{j}" for j in range(dim)] + ["label"] + (["group"] if groups else [])
+        lines = [",".join(header)]
+        for i, (frames, label) in enumerate(items):
+            cells = [repr(float(v)) for v in frames[0]] + [""] * (dim - frames.shape[1]) + [label]
+            lines.append(",".join(cells + ([groups[i]] if groups else [])))
+        return _write(path.parent, path.name, "\n".join(lines) + "\n")
 
+    def read(self, path: Path, *, grouped: bool = False) -> ImportResult:
+        return read_table(path, group_column="group" if grouped else None)
 
-def test_read_table_non_numeric_feature_column(tmp_path: Path) -> None:
-    path = _write(tmp_path, "t.csv", "a,mood,label\n1,happy,x\n2,sad,y\n")
-    with pytest.raises(InputError) as info:
-        read_table(path)
-    assert "'mood'" in info.value.where and "'happy'" in str(info.value)
-    res = read_table(path, drop_columns=("mood",))
-    assert res.columns == ["a"]
+    def write_without_required_part(self, path: Path) -> str:
+        _write(path.parent, path.name, "a,b,genre\n1,2,x\n")
+        return "'label'"
 
+    def test_read_table_gtzan_like(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "features_30_sec.csv", GTZAN)
+        res = read_table(path)
+        assert res.columns == ["chroma_stft_mean", "rms_mean", "tempo"]
+        assert [r.clip_id for r in res.records] == ["blues.00000.wav", "rock.00000.wav", "jazz.00000.wav"]
+        assert [r.label for r in res.records] == ["blues", "rock", "jazz"]
+        assert [r.group for r in res.records] == [r.clip_id for r in res.records]
+        assert all(r.frames.shape == (1, 3) and r.frames.dtype == np.float32 for r in res.records)
+        np.testing.assert_allclose(res.records[0].frames[0], [0.35, 0.13, 123.0], rtol=1e-6)
+        assert {r.split for r in res.records} == {None}
+        assert [e.path for e in res.errors] == [f"{path}#1", f"{path}#3"]
+        assert "rms_mean" in res.errors[0].message and "tempo" in res.errors[1].message
+        assert all(e.stage == "table" for e in res.errors)
 
-def test_read_table_split_group_id_columns(tmp_path: Path) -> None:
-    text = (
-        "track,seg,f1,f2,split,label\n"
-        "t1,t1.0,1,2,train,a\n"
-        "t1,t1.1,1,2,TRAIN,a\n"
-        "t2,t2.0,3,4,test,b\n"
-        "t2,t2.1,3,4,valid,b\n"
-        "t3,t2.0,3,4,,b\n"
-        "t4,t4.0,true,0,,b\n"
+    def test_read_table_missing_label_column(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "t.csv", "a,b,genre\n1,2,x\n")
+        with pytest.raises(InputError) as info:
+            read_table(path)
+        msg = str(info.value)
+        assert "'label'" in msg and "columns found: a, b, genre" in msg
+        assert read_table(path, label_column="genre").records[0].label == "x"
+
+    def test_read_table_non_numeric_feature_column(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "t.csv", "a,mood,label\n1,happy,x\n2,sad,y\n")
+        with pytest.raises(InputError) as info:
+            read_table(path)
+        assert "'mood'" in info.value.where and "'happy'" in str(info.value)
+        res = read_table(path, drop_columns=("mood",))
+        assert res.columns == ["a"]
+
+    def test_read_table_split_group_id_columns(self, tmp_path: Path) -> None:
+        text = (
+            "track,seg,f1,f2,split,label\n"
+            "t1,t1.0,1,2,train,a\n"
+            "t1,t1.1,1,2,TRAIN,a\n"
+            "t2,t2.0,3,4,test,b\n"
+            "t2,t2.1,3,4,valid,b\n"
+            "t3,t2.0,3,4,,b\n"
+            "t4,t4.0,true,0,,b\n"
+        )
+        path = _write(tmp_path, "t.csv", text)
+        res = read_table(path, id_column="seg", group_column="track")
+        assert [r.clip_id for r in res.records] == ["t1.0", "t1.1", "t2.0", "t4.0"]
+        assert [r.group for r in res.records] == ["t1", "t1", "t2", "t4"]
+        assert [r.split for r in res.records] == ["train", "train", "test", None]
+        np.testing.assert_array_equal(res.records[3].frames, [[1.0, 0.0]])
+        assert res.columns == ["f1", "f2"]
+        assert len(res.errors) == 2
+        assert "valid" in res.errors[0].message and "unique" in res.errors[1].message
+        with pytest.raises(InputError, match="id column 'nope'"):
+            read_table(path, id_column="nope")
+
+    def test_read_table_row_ids_and_file_split(self, tmp_path: Path) -> None:
+        res = read_table(_write(tmp_path, "feat_test.csv", "x,label\n1.5,0\n2.5,1\n"))
+        assert [r.clip_id for r in res.records] == ["feat_test.csv#0", "feat_test.csv#1"]
+        assert [r.label for r in res.records] == ["0", "1"]
+        assert {r.split for r in res.records} == {"test"}
+
+    @pytest.mark.parametrize(
+        "text, match",
+        [("label\nx\n", "numeric feature column"), ("a,label\n", "at least one row"),
+         ("", "readable CSV")],
     )
-    path = _write(tmp_path, "t.csv", text)
-    res = read_table(path, id_column="seg", group_column="track")
-    assert [r.clip_id for r in res.records] == ["t1.0", "t1.1", "t2.0", "t4.0"]
-    assert [r.group for r in res.records] == ["t1", "t1", "t2", "t4"]
-    assert [r.split for r in res.records] == ["train", "train", "test", None]
-    np.testing.assert_array_equal(res.records[3].frames, [[1.0, 0.0]])
-    assert res.columns == ["f1", "f2"]
-    assert len(res.errors) == 2
-    assert "valid" in res.errors[0].message and "unique" in res.errors[1].message
-    with pytest.raises(InputError, match="id column 'nope'"):
-        read_table(path, id_column="nope")
-
-
-def test_read_table_row_ids_and_file_split(tmp_path: Path) -> None:
-    res = read_table(_write(tmp_path, "feat_test.csv", "x,label\n1.5,0\n2.5,1\n"))
-    assert [r.clip_id for r in res.records] == ["feat_test.csv#0", "feat_test.csv#1"]
-    assert [r.label for r in res.records] == ["0", "1"]
-    assert {r.split for r in res.records} == {"test"}
-
-
-@pytest.mark.parametrize(
-    "text, match",
-    [("label\nx\n", "numeric feature column"), ("a,label\n", "at least one row"),
-     ("", "readable CSV")],
-)
-def test_read_table_file_level_errors(tmp_path: Path, text: str, match: str) -> None:
-    with pytest.raises(InputError, match=match):
-        read_table(_write(tmp_path, "t.csv", text))
+    def test_read_table_file_level_errors(self, tmp_path: Path, text: str, match: str) -> None:
+        with pytest.raises(InputError, match=match):
+            read_table(_write(tmp_path, "t.csv", text))
 
 
 # ---- read_source -----------------------------------------------------------------------
@@ -550,3 +614,35 @@ def test_read_source_unknown_format(tmp_path: Path) -> None:
     assert info.value.where == "format"
     with pytest.raises(ConfigError, match="read_table"):
         read_source(_write(tmp_path, "g.csv", "x,label\n1,a\n"), pad_value=0)
+
+
+# ---- the contract itself ---------------------------------------------------------------
+
+
+class _LosesBadItems(TestReadPickle):
+    """A reader that forgets its errors: the contract must catch it."""
+
+    def read(self, path: Path, *, grouped: bool = False) -> ImportResult:
+        res = super().read(path, grouped=grouped)
+        return ImportResult(records=res.records, columns=res.columns)
+
+
+class _ShiftsIds(TestReadTs):
+    """A reader that numbers only the good items: the contract must catch it."""
+
+    def read(self, path: Path, *, grouped: bool = False) -> ImportResult:
+        res = super().read(path, grouped=grouped)
+        records = [dataclasses.replace(r, clip_id=f"{path.name}#{i}") for i, r in enumerate(res.records)]
+        return ImportResult(records=records, errors=res.errors)
+
+
+@pytest.mark.parametrize(
+    "broken, test",
+    [(_LosesBadItems, "test_a_non_finite_value_is_an_item_error_and_the_others_stay"),
+     (_LosesBadItems, "test_one_frame_dimension_per_file"),
+     (_ShiftsIds, "test_groups_given_per_item"),
+     (_ShiftsIds, "test_a_non_finite_value_is_an_item_error_and_the_others_stay")],
+)
+def test_the_contract_fails_a_broken_reader(tmp_path: Path, broken: type, test: str) -> None:
+    with pytest.raises(AssertionError):
+        getattr(broken(), test)(tmp_path)
