@@ -26,6 +26,7 @@ from trainables import (
     predict_proba,
     seed_everything,
 )
+from trainables.fitted import feature_stats
 from trainables.fused import fit_many, unfusable_reason, use_fused
 from trainables.fused_layers import ReplicaRows, unfusable_layers
 from trainables.fused_optim import FlatParameters, FusedAdam, ReplicaGradScaler
@@ -99,7 +100,7 @@ def test_each_replica_starts_from_its_seeds_initial_weights(name, data):
         state = stack.state(k)
         for key, value in own.state_dict().items():
             torch.testing.assert_close(state[f"net.{key}"], value, rtol=0, atol=0)
-        mean, _ = fused_train._feature_stats(run.x[train], run.lengths[train])
+        mean, _ = feature_stats(run.x[train], run.lengths[train])
         np.testing.assert_array_equal(state["feature_mean"].numpy(), mean)
 
 

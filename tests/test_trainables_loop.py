@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import trainables
+import trainables.fit_torch as fit_torch
 import trainables.loop as loop
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError, TrainingError
@@ -248,7 +249,7 @@ def test_nan_loss_raises_training_error_naming_the_epoch(pair, monkeypatch):
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] > 3 else loss  # epoch 2 (3 batches per epoch)
 
-    monkeypatch.setattr(loop, "F", types.SimpleNamespace(cross_entropy=poisoned))
+    monkeypatch.setattr(fit_torch, "F", types.SimpleNamespace(cross_entropy=poisoned))
     with pytest.raises(TrainingError) as info:
         fit("cnn1d", {"filters": (4,)}, train, valid, seed=0, train_config=TRAIN)
     assert info.value.where == "epoch 2"
@@ -266,7 +267,7 @@ def test_fit_restores_the_process_settings(pair):
 
 
 def test_class_weights_are_balanced():
-    weights = loop._class_weights(np.array([0, 0, 0, 1, 2, 2]), 4)
+    weights = fit_torch.balanced_class_weights(np.array([0, 0, 0, 1, 2, 2]), 4)
     np.testing.assert_allclose(weights, [6 / 9, 6 / 3, 6 / 6, 0.0])
 
 
@@ -384,7 +385,7 @@ def test_cuda_out_of_memory_becomes_a_training_error(pair, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(loop, "_fit_torch", out_of_memory)
+    monkeypatch.setattr(loop, "fit_torch", out_of_memory)
     with pytest.raises(TrainingError) as info:
         fit("lstm", None, train, valid, seed=0, train_config=TRAIN)
     assert info.value.where == "device cpu"

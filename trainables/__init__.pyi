@@ -7,37 +7,45 @@ from .classic import (
     PooledClassifier as PooledClassifier,
     pooled_features as pooled_features,
 )
+from .config_base import (
+    ConfigBase as ConfigBase,
+)
 from .configs import (
+    MODEL_CONFIGS as MODEL_CONFIGS,
     CNN1DConfig as CNN1DConfig,
     CNNConfig as CNNConfig,
-    ConfigBase as ConfigBase,
     KNNConfig as KNNConfig,
     LSTMConfig as LSTMConfig,
     RandomForestConfig as RandomForestConfig,
     TrainConfig as TrainConfig,
     WaveNetConfig as WaveNetConfig,
 )
+from .environment import (
+    seed_everything as seed_everything,
+)
 from .fused import (
     fit_many as fit_many,
     use_fused as use_fused,
 )
 from .loop import (
-    EpochCallback as EpochCallback,
-    FitResult as FitResult,
     fit as fit,
-    predict_proba as predict_proba,
-    seed_everything as seed_everything,
 )
 from .metrics import (
     SCALAR_METRICS as SCALAR_METRICS,
     classification_metrics as classification_metrics,
 )
+from .predict import (
+    predict_proba as predict_proba,
+)
 from .registry import (
-    MODEL_CONFIGS as MODEL_CONFIGS,
     ModelSpec as ModelSpec,
     build_model as build_model,
     get_model_spec as get_model_spec,
     make_model_config as make_model_config,
     model_names as model_names,
     split_flat_config as split_flat_config,
+)
+from .result import (
+    EpochCallback as EpochCallback,
+    FitResult as FitResult,
 )

@@ -1,37 +1,24 @@
 """Typed, frozen configs: one per model, one for the training loop, checked once at the door.
 
-Every hyperparameter is an explicit keyword with a default, so the leaderboard can write
-them out mechanically (`ConfigBase.to_flat`). A Ray Tune / Optuna trial receives one *flat*
-dict such as::
-
-    {"model": "lstm", "lr": 1e-3, "num_layers": 2, "units_0": 32, "units_1": 16, "dropout": 0.2}
-
-and turns it into typed objects with `ConfigBase.from_flat` (or, for all three at once,
-`trainables.split_flat_config`). A tuple-valued field (the LSTM's per-layer ``units``, the
-CNNs' per-block ``filters``) is flattened as a count key plus one key per element
-(``num_layers`` + ``units_0``, ``units_1``, ...); element keys past the count are ignored,
-so a static search space may sample ``units_0..units_3`` and let ``num_layers`` pick.
+Every hyperparameter is an explicit keyword with a default and its range declared beside
+it, so the rules read off the class and the leaderboard can write the values out
+mechanically (`ConfigBase.to_flat`). A trial turns Tune's flat dict into these with
+`ConfigBase.from_flat` (or, for the model and training configs at once,
+`trainables.split_flat_config`); `trainables.config_base` holds the machinery.
 
 This module imports no torch: a sweep driver can check configs without loading it.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-import re
-import types
-import typing
-from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-import numpy as np
+from pydantic import Field
 
-from seqsweep.errors import ConfigError
+from trainables.config_base import MODEL_KEY, Bool, ConfigBase, Float, Int, Ints, Str, frozen_config
 
 __all__ = [
-    "ConfigBase",
     "TrainConfig",
     "LSTMConfig",
     "CNNConfig",
@@ -39,13 +26,10 @@ __all__ = [
     "WaveNetConfig",
     "KNNConfig",
     "RandomForestConfig",
-    "MODEL_KEY",
+    "MODEL_CONFIGS",
     "DEFAULT_EMBEDDING_DIM",
     "DEFAULT_EMBEDDING_RANGE",
 ]
-
-MODEL_KEY = "model"
-"""The flat-config key that names the model (``{"model": "lstm", ...}``)."""
 
 DEFAULT_EMBEDDING_DIM = 16
 """``embedding_dim`` of every torch model's config unless given (used on token data only)."""
@@ -54,229 +38,11 @@ DEFAULT_EMBEDDING_RANGE: dict[str, Any] = {"low": 8, "high": 64, "log": True}
 """The search range of ``embedding_dim`` for a sweep over a token feature set that does not
 give one, in the sweep YAML's range form (`search.spec.Param.parse`); copy it, never edit it."""
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-# ---------------------------------------------------------------------------------------
-# coercion of loosely typed values (numpy scalars from Optuna, 32.0 from a quniform, ...)
-# ---------------------------------------------------------------------------------------
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _coerce(where: str, hint: Any, value: Any) -> Any:
-    """Return ``value`` as type ``hint`` or raise `ConfigError` naming ``where``."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            return _coerce(where, inner[0], value)
-        raise TypeError(f"unsupported union {hint!r} for {where}")  # pragma: no cover
-    if origin is Literal:
-        if isinstance(value, str) and value in args:
-            return value
-        raise ConfigError(where, f"must be one of {list(args)}", value)
-    if origin is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (Iterable, numbers.Number)):
-            raise ConfigError(where, "must be a sequence of values", value)
-        items = list(value) if isinstance(value, Iterable) else [value]
-        if not items:
-            raise ConfigError(where, "must hold at least one value", value)
-        return tuple(_coerce(f"{where}[{i}]", args[0], v) for i, v in enumerate(items))
-    if hint is bool:
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        raise ConfigError(where, "must be true or false", value)
-    if hint is int:
-        if _is_int(value):
-            return int(value)
-        if (
-            isinstance(value, numbers.Real)
-            and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(float(value))
-            and float(value).is_integer()
-        ):
-            return int(value)
-        raise ConfigError(where, "must be an integer", value)
-    if hint is float:
-        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-            out = float(value)
-            if math.isfinite(out):
-                return out
-        raise ConfigError(where, "must be a finite number", value)
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(where, "must be a string", value)
-    raise TypeError(f"unsupported type {hint!r} for {where}")  # pragma: no cover
-
-
-# ---------------------------------------------------------------------------------------
-# the base class
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ConfigBase:
-    """A frozen, validated config with a flat-dict form.
-
-    Subclasses declare their fields as dataclass fields with defaults, set ``label`` (the
-    prefix of every error's ``where``), list tuple fields and their count keys in
-    ``sequence_fields`` and check ranges in `_check`.
-    """
-
-    label: ClassVar[str] = "config"
-    sequence_fields: ClassVar[dict[str, str]] = {}
-
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            value = _coerce(self._where(f.name), hints[f.name], getattr(self, f.name))
-            object.__setattr__(self, f.name, value)
-        self._check()
-
-    # ---- checks (subclasses) -------------------------------------------------------
-    def _check(self) -> None:
-        """Range checks; raise `ConfigError` through the helpers below."""
-
-    def _where(self, name: str) -> str:
-        return f"{self.label}.{name}"
-
-    def _at_least(self, name: str, low: float) -> None:
-        values = getattr(self, name)
-        for i, v in enumerate(values if isinstance(values, tuple) else (values,)):
-            if v is not None and v < low:
-                where = self._where(name) + (f"[{i}]" if isinstance(values, tuple) else "")
-                raise ConfigError(where, f"must be >= {low}", v)
-
-    def _fraction(self, name: str) -> None:
-        v = getattr(self, name)
-        if not 0.0 <= v < 1.0:
-            raise ConfigError(self._where(name), "must be in [0, 1)", v)
-
-    # ---- the flat form ---------------------------------------------------------------
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """The dataclass field names, in declaration order."""
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def is_flat_key(cls, key: str) -> bool:
-        """Whether ``key`` belongs to this config's flat form (a field, count or element key)."""
-        if key in cls.field_names() or key in cls.sequence_fields.values():
-            return True
-        for name in cls.sequence_fields:
-            prefix = f"{name}_"
-            if key.startswith(prefix) and key[len(prefix) :].isdigit():
-                return True
-        return False
-
-    @classmethod
-    def flat_key_names(cls) -> list[str]:
-        """Human-readable list of this config's flat keys (for error messages)."""
-        out = []
-        for name in cls.field_names():
-            if name in cls.sequence_fields:
-                out += [cls.sequence_fields[name], f"{name}_<i>"]
-            else:
-                out.append(name)
-        return out
-
-    @classmethod
-    def _foreign_keys(cls, flat: Mapping[str, Any]) -> set[str]:
-        """Keys of a flat dict that belong to another config and are silently ignored."""
-        return {MODEL_KEY} | {k for k in flat if TrainConfig.is_flat_key(k)}
-
-    @classmethod
-    def from_flat(cls, flat: Mapping[str, Any], *, ignore: Iterable[str] = ()):
-        """Build this config from a flat dict (Tune's ``config``).
-
-        Keys of the other configs that share the flat dict (the training config's keys, the
-        ``model`` key) and the names in ``ignore`` are skipped; any other key that is not
-        this config's raises `ConfigError` listing the valid keys. Missing keys keep their
-        defaults.
-        """
-        if not isinstance(flat, Mapping):
-            raise ConfigError(cls.label, "a flat config must be a mapping of key -> value", type(flat).__name__)
-        skip = cls._foreign_keys(flat) | set(ignore)
-        unknown = sorted(k for k in flat if k not in skip and not cls.is_flat_key(str(k)))
-        if unknown:
-            raise ConfigError(
-                f"{cls.label} config key {unknown[0]!r}",
-                f"must be one of {cls.flat_key_names()}",
-                unknown[0],
-            )
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in cls.sequence_fields:
-                value = cls._sequence_from_flat(f.name, flat, default=f.default)
-                if value is not MISSING:
-                    kwargs[f.name] = value
-            elif f.name in flat:
-                kwargs[f.name] = flat[f.name]
-        return cls(**kwargs)
-
-    @classmethod
-    def _sequence_from_flat(cls, name: str, flat: Mapping[str, Any], *, default: Any) -> Any:
-        count_key = cls.sequence_fields[name]
-        element_keys = sorted(
-            (k for k in flat if k.startswith(f"{name}_") and k[len(name) + 1 :].isdigit()),
-            key=lambda k: int(k[len(name) + 1 :]),
-        )
-        where = f"{cls.label}.{name}"
-        if name in flat and element_keys:
-            raise ConfigError(where, f"give either {name!r} or {name}_<i> keys, not both", element_keys[0])
-        if count_key not in flat:
-            if name in flat:
-                return flat[name]
-            if element_keys:
-                # no count: the element keys 0..k-1 must be contiguous
-                n = len(element_keys)
-                if element_keys != [f"{name}_{i}" for i in range(n)]:
-                    raise ConfigError(where, f"{name}_<i> keys must be 0..n-1 when {count_key!r} is absent", element_keys)
-                return tuple(flat[k] for k in element_keys)
-            return MISSING
-        count = _coerce(f"{cls.label}.{count_key}", int, flat[count_key])
-        if count < 1:
-            raise ConfigError(f"{cls.label}.{count_key}", "must be >= 1", count)
-        if name in flat:
-            value = flat[name]
-            if isinstance(value, (list, tuple, np.ndarray)):
-                if len(value) < count:
-                    raise ConfigError(where, f"must hold {count_key}={count} values", list(value))
-                return tuple(value[:count])
-            return (value,) * count
-        if element_keys:
-            out = []
-            for i in range(count):
-                key = f"{name}_{i}"
-                if key not in flat:
-                    raise ConfigError(f"{cls.label} config key {key!r}", f"is needed when {count_key}={count}", None)
-                out.append(flat[key])
-            return tuple(out)
-        # only a count: repeat the default's elements (its last one past its end)
-        base = tuple(default)
-        return tuple(base[min(i, len(base) - 1)] for i in range(count))
-
-    def to_flat(self) -> dict[str, Any]:
-        """The flat form: one scalar per key (tuples become a count key plus element keys)."""
-        out: dict[str, Any] = {}
-        for name in self.field_names():
-            value = getattr(self, name)
-            if name in self.sequence_fields:
-                out[self.sequence_fields[name]] = len(value)
-                for i, v in enumerate(value):
-                    out[f"{name}_{i}"] = v
-            else:
-                out[name] = value
-        return out
-
 
 # ---------------------------------------------------------------------------------------
 # the training loop's config
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen_config
 class TrainConfig(ConfigBase):
     """How one fit runs: optimiser, schedule, loss weighting, device and reproducibility.
 
@@ -317,43 +83,27 @@ class TrainConfig(ConfigBase):
     label: ClassVar[str] = "train"
 
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 32
-    weight_decay: float = 0.0
-    grad_clip: float | None = 1.0
-    class_weighted: bool = True
-    standardize: bool = True
-    early_stopping_patience: int | None = None
-    inner_fraction: float = 0.2
+    lr: Float = Field(1e-3, gt=0)
+    epochs: Int = Field(30, ge=1)
+    batch_size: Int = Field(32, ge=1)
+    weight_decay: Float = Field(0.0, ge=0.0)
+    grad_clip: Float | None = Field(1.0, gt=0, json_schema_extra={"rule": "must be > 0 (or None to turn clipping off)"})
+    class_weighted: Bool = True
+    standardize: Bool = True
+    early_stopping_patience: Int | None = Field(None, ge=1)
+    inner_fraction: Float = Field(0.2, gt=0, le=0.5)
     monitor: Literal["balanced_accuracy", "accuracy", "f1_macro", "f1_weighted", "loss"] = "balanced_accuracy"
-    deterministic: bool = False
-    device: str = "auto"
+    deterministic: Bool = False
+    device: Str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        json_schema_extra={"rule": "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"})
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    num_threads: int | None = None
-
-    def _check(self) -> None:
-        if self.lr <= 0:
-            raise ConfigError(self._where("lr"), "must be > 0", self.lr)
-        self._at_least("epochs", 1)
-        self._at_least("batch_size", 1)
-        self._at_least("weight_decay", 0.0)
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ConfigError(self._where("grad_clip"), "must be > 0 (or None to turn clipping off)", self.grad_clip)
-        self._at_least("early_stopping_patience", 1)
-        if not 0.0 < self.inner_fraction <= 0.5:
-            raise ConfigError(self._where("inner_fraction"), "must be in (0, 0.5]", self.inner_fraction)
-        self._at_least("num_threads", 1)
-        if not _DEVICE_RE.match(self.device):
-            raise ConfigError(self._where("device"), "must be 'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+    num_threads: Int | None = Field(None, ge=1)
 
     @classmethod
     def _foreign_keys(cls, flat: Mapping[str, Any]) -> set[str]:
         out = {MODEL_KEY}
         name = flat.get(MODEL_KEY)
         if isinstance(name, str):
-            from trainables.registry import MODEL_CONFIGS  # registry imports this module
-
             config_cls = MODEL_CONFIGS.get(name)
             if config_cls is not None:
                 out |= {k for k in flat if config_cls.is_flat_key(k)}
@@ -363,8 +113,16 @@ class TrainConfig(ConfigBase):
 # ---------------------------------------------------------------------------------------
 # model configs
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LSTMConfig(ConfigBase):
+class _ModelConfig(ConfigBase):
+    """A model's config: in a flat dict it shares, the training config's keys are skipped."""
+
+    @classmethod
+    def _foreign_keys(cls, flat: Mapping[str, Any]) -> set[str]:
+        return {MODEL_KEY} | {k for k in flat if TrainConfig.is_flat_key(k)}
+
+
+@frozen_config
+class LSTMConfig(_ModelConfig):
     """Stacked LSTM over packed sequences.
 
     Parameters
@@ -384,41 +142,28 @@ class LSTMConfig(ConfigBase):
     label: ClassVar[str] = "lstm"
     sequence_fields: ClassVar[dict[str, str]] = {"units": "num_layers"}
 
-    units: tuple[int, ...] = (32, 16)
-    dropout: float = 0.0
-    bidirectional: bool = False
+    units: Ints = (32, 16)
+    dropout: Float = Field(0.0, ge=0, lt=1)
+    bidirectional: Bool = False
     pooling: Literal["last", "mean"] = "last"
-    embedding_dim: int = DEFAULT_EMBEDDING_DIM
-
-    def _check(self) -> None:
-        self._at_least("units", 1)
-        self._fraction("dropout")
-        self._at_least("embedding_dim", 0)
+    embedding_dim: Int = Field(DEFAULT_EMBEDDING_DIM, ge=0)
 
 
-@dataclass(frozen=True)
-class _ConvConfig(ConfigBase):
+@frozen_config
+class _ConvConfig(_ModelConfig):
     sequence_fields: ClassVar[dict[str, str]] = {"filters": "num_blocks"}
 
-    filters: tuple[int, ...] = (16, 32)
-    kernel_size: int = 3
-    pool_size: int = 2
-    batch_norm: bool = True
-    dropout: float = 0.1
+    filters: Ints = (16, 32)
+    kernel_size: Int = Field(3, ge=1)
+    pool_size: Int = Field(2, ge=1)
+    batch_norm: Bool = True
+    dropout: Float = Field(0.1, ge=0, lt=1)
     pooling: Literal["mean", "max"] = "mean"
-    dense_units: int = 0
-    embedding_dim: int = DEFAULT_EMBEDDING_DIM
-
-    def _check(self) -> None:
-        self._at_least("filters", 1)
-        self._at_least("kernel_size", 1)
-        self._at_least("pool_size", 1)
-        self._fraction("dropout")
-        self._at_least("dense_units", 0)
-        self._at_least("embedding_dim", 0)
+    dense_units: Int = Field(0, ge=0)
+    embedding_dim: Int = Field(DEFAULT_EMBEDDING_DIM, ge=0)
 
 
-@dataclass(frozen=True)
+@frozen_config
 class CNNConfig(_ConvConfig):
     """2-D CNN over the (time x feature) map, e.g. a mel spectrogram or MFCCs as an image.
 
@@ -439,7 +184,7 @@ class CNNConfig(_ConvConfig):
     label: ClassVar[str] = "cnn"
 
 
-@dataclass(frozen=True)
+@frozen_config
 class CNN1DConfig(_ConvConfig):
     """1-D CNN over time with the D features as channels (any sequence, ``wave`` included).
 
@@ -449,11 +194,11 @@ class CNN1DConfig(_ConvConfig):
 
     label: ClassVar[str] = "cnn1d"
 
-    kernel_size: int = 5
+    kernel_size: Int = Field(5, ge=1)
 
 
-@dataclass(frozen=True)
-class WaveNetConfig(ConfigBase):
+@frozen_config
+class WaveNetConfig(_ModelConfig):
     """WaveNet classifier: dilated causal convolutions with gated units.
 
     Parameters
@@ -474,26 +219,19 @@ class WaveNetConfig(ConfigBase):
 
     label: ClassVar[str] = "wavenet"
 
-    stacks: int = 1
-    layers_per_stack: int = 4
-    residual_channels: int = 16
-    skip_channels: int = 32
-    kernel_size: int = 2
-    batch_norm: bool = True
-    dropout: float = 0.0
+    stacks: Int = Field(1, ge=1)
+    layers_per_stack: Int = Field(4, ge=1)
+    residual_channels: Int = Field(16, ge=1)
+    skip_channels: Int = Field(32, ge=1)
+    kernel_size: Int = Field(2, ge=2)
+    batch_norm: Bool = True
+    dropout: Float = Field(0.0, ge=0, lt=1)
     pooling: Literal["mean", "max"] = "mean"
-    embedding_dim: int = DEFAULT_EMBEDDING_DIM
-
-    def _check(self) -> None:
-        for name in ("stacks", "layers_per_stack", "residual_channels", "skip_channels"):
-            self._at_least(name, 1)
-        self._at_least("kernel_size", 2)
-        self._fraction("dropout")
-        self._at_least("embedding_dim", 0)
+    embedding_dim: Int = Field(DEFAULT_EMBEDDING_DIM, ge=0)
 
 
-@dataclass(frozen=True)
-class KNNConfig(ConfigBase):
+@frozen_config
+class KNNConfig(_ModelConfig):
     """k-nearest neighbours on per-clip pooled features.
 
     Parameters
@@ -511,17 +249,14 @@ class KNNConfig(ConfigBase):
 
     label: ClassVar[str] = "knn"
 
-    n_neighbors: int = 5
+    n_neighbors: Int = Field(5, ge=1)
     weights: Literal["uniform", "distance"] = "uniform"
     metric: Literal["euclidean", "manhattan", "cosine"] = "euclidean"
     pooling: Literal["auto", "meanstd", "bag", "bag2"] = "auto"
 
-    def _check(self) -> None:
-        self._at_least("n_neighbors", 1)
 
-
-@dataclass(frozen=True)
-class RandomForestConfig(ConfigBase):
+@frozen_config
+class RandomForestConfig(_ModelConfig):
     """Random forest on per-clip pooled features.
 
     Parameters
@@ -535,13 +270,15 @@ class RandomForestConfig(ConfigBase):
 
     label: ClassVar[str] = "random_forest"
 
-    n_estimators: int = 100
-    max_depth: int | None = None
-    min_samples_leaf: int = 1
+    n_estimators: Int = Field(100, ge=1)
+    max_depth: Int | None = Field(None, ge=1)
+    min_samples_leaf: Int = Field(1, ge=1)
     max_features: Literal["sqrt", "log2", "all"] = "sqrt"
     pooling: Literal["auto", "meanstd", "bag", "bag2"] = "auto"
 
-    def _check(self) -> None:
-        self._at_least("n_estimators", 1)
-        self._at_least("max_depth", 1)
-        self._at_least("min_samples_leaf", 1)
+
+MODEL_CONFIGS: dict[str, type[ConfigBase]] = {
+    cls.label: cls for cls in (LSTMConfig, CNNConfig, CNN1DConfig, WaveNetConfig, KNNConfig, RandomForestConfig)
+}
+"""Model name -> config class: the configs of `trainables.registry`'s models (read by
+`TrainConfig.from_flat` to skip the named model's keys)."""

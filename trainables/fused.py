@@ -38,19 +38,16 @@ import torch
 
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError, TrainingError
-from trainables.configs import ConfigBase, TrainConfig
+from trainables.checks import check_set
+from trainables.config_base import ConfigBase
+from trainables.configs import TrainConfig
+from trainables.environment import fit_environment, resolve_amp, resolve_device
+from trainables.fitted import Fitted
 from trainables.fused_layers import ReplicaRows, unfusable_layers
 from trainables.fused_train import FusedFitted, Run, fit_chunk
-from trainables.loop import (
-    FitResult,
-    _check_set,
-    _fit_environment,
-    _Fitted,
-    _resolve_amp,
-    _resolve_device,
-    fit,
-)
+from trainables.loop import fit
 from trainables.registry import build_model, get_model_spec, make_model_config
+from trainables.result import FitResult
 
 __all__ = [
     "fit_many", "use_fused", "unfusable_reason", "step_flops", "CPU_MAX_STEP_FLOPS", "CPU_MAX_LSTM_STEPS", "FitTriple",
@@ -81,7 +78,7 @@ def fit_many(
     differences: dropout masks and rounding), except ``seconds``, which is the fit's share
     of the fused run (its wall time over the replicas trained together), as is each history
     record's ``seconds``. ``weights`` (with ``return_weights``) is each replica's own
-    ``state_dict``, for `trainables.loop.predict_proba`.
+    ``state_dict``, for `trainables.predict.predict_proba`.
 
     Parameters
     ----------
@@ -112,10 +109,10 @@ def fit_many(
                                                 vocab_size=data.vocab_size):
         return [fit(model_name, config, data.subset(tr), data.subset(va), seed=seed, train_config=tc,
                     return_weights=return_weights) for seed, tr, va in triples]
-    _check_set(data, "data")
-    device = _resolve_device(tc.device)
-    _resolve_amp(tc.amp, device)  # a bad combination fails before any work
-    with _fit_environment(tc, device):
+    check_set(data, "data")
+    device = resolve_device(tc.device)
+    resolve_amp(tc.amp, device)  # a bad combination fails before any work
+    with fit_environment(tc, device):
         run = Run.create(model_name, config, tc, data, device, return_weights=return_weights)
         results: list[FitResult] = []
         size = chunk_size or len(triples)
@@ -195,7 +192,7 @@ def step_flops(
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    template = _Fitted(build_model(model_name, model_config, input_dim=input_dim, n_classes=n_classes,
+    template = Fitted(build_model(model_name, model_config, input_dim=input_dim, n_classes=n_classes,
                                    vocab_size=vocab_size))
     model = FusedFitted(template, 1, ReplicaRows()).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -22,26 +22,19 @@ from torch import nn
 from features.sequences import SequenceSet
 from seqsweep.errors import TrainingError
 from trainables.batching import bucket_batches
-from trainables.configs import ConfigBase, TrainConfig
+from trainables.config_base import ConfigBase
+from trainables.configs import TrainConfig
+from trainables.environment import autocast, eval_batch, resolve_amp, seed_everything
+from trainables.fit_torch import balanced_class_weights
+from trainables.fitted import Fitted, feature_stats
 from trainables.fused_layers import ReplicaRows, fuse_model
 from trainables.fused_optim import FlatParameters, FusedAdam, ReplicaGradScaler
 from trainables.inner import inner_split
 from trainables.layers import time_mask
-from trainables.loop import (
-    FitResult,
-    _autocast,
-    _Batches,
-    _class_weights,
-    _eval_batch,
-    _feature_stats,
-    _Fitted,
-    _metric_record,
-    _padded_arrays,
-    _resolve_amp,
-    seed_everything,
-)
 from trainables.metrics import classification_metrics
+from trainables.padded import Batches, padded_arrays
 from trainables.registry import build_model
+from trainables.result import FitResult, metric_record
 
 __all__ = ["Run", "Member", "new_member", "FusedFitted", "Stack", "fit_chunk"]  # for trainables.fused and its tests
 
@@ -64,42 +57,42 @@ class Run:
     groups: np.ndarray
     n_classes: int
     vocab_size: int | None  # token data: the ids' vocabulary (`SequenceSet.vocab_size`)
-    batches: _Batches
+    batches: Batches
     n_params: int
     return_weights: bool
 
     @classmethod
     def create(cls, model_name: str, config: ConfigBase, tc: TrainConfig, data: SequenceSet,
                device: torch.device, *, return_weights: bool) -> Run:
-        x, lengths = _padded_arrays(data)
+        x, lengths = padded_arrays(data)
         run = cls(
             model_name=model_name, config=config, tc=tc, device=device, amp=None, x=x, lengths=lengths, y=data.y,
             groups=data.groups, n_classes=data.n_classes, vocab_size=data.vocab_size,
-            batches=_Batches(x, lengths, data.y, device), n_params=0, return_weights=return_weights,
+            batches=Batches(x, lengths, data.y, device), n_params=0, return_weights=return_weights,
         )
         probe = run.new_model()
         probe.net.check_data(x, lengths, where="data")
-        run.amp = _resolve_amp(tc.amp, device, probe.net.auto_amp)
+        run.amp = resolve_amp(tc.amp, device, probe.net.auto_amp)
         run.n_params = sum(p.numel() for p in probe.parameters() if p.requires_grad)
         return run
 
-    def new_model(self) -> _Fitted:
-        """An untrained `_Fitted` model of this run (weights from torch's current RNG state)."""
-        return _Fitted(build_model(self.model_name, self.config, input_dim=self.x.shape[2],
+    def new_model(self) -> Fitted:
+        """An untrained `Fitted` model of this run (weights from torch's current RNG state)."""
+        return Fitted(build_model(self.model_name, self.config, input_dim=self.x.shape[2],
                                    n_classes=self.n_classes, vocab_size=self.vocab_size))
 
-    def build(self, seed: int, fit_rows: np.ndarray) -> tuple[_Fitted, np.ndarray]:
+    def build(self, seed: int, fit_rows: np.ndarray) -> tuple[Fitted, np.ndarray]:
         """The sequential fit's starting model for ``seed`` (standardised on ``fit_rows``),
         and its class weights float32 [shape=(C,)]."""
         seed_everything(seed)  # the initialisation comes from the seed, as in `fit`
         net = self.new_model()
         if self.tc.standardize and not net.net.takes_tokens:
-            mean, std = _feature_stats(self.x[fit_rows], self.lengths[fit_rows])
+            mean, std = feature_stats(self.x[fit_rows], self.lengths[fit_rows])
             net.feature_mean.copy_(torch.from_numpy(mean))
             net.feature_std.copy_(torch.from_numpy(std))
         weights = np.ones(self.n_classes)
         if self.tc.class_weighted:
-            weights = _class_weights(self.y[fit_rows], self.n_classes)
+            weights = balanced_class_weights(self.y[fit_rows], self.n_classes)
         return net, weights.astype(np.float32)
 
 
@@ -122,7 +115,7 @@ class Member:
     final_state: dict[str, torch.Tensor] | None = None
 
 
-def new_member(run: Run, index: int, seed: int, train: np.ndarray, valid: np.ndarray) -> tuple[Member, _Fitted]:
+def new_member(run: Run, index: int, seed: int, train: np.ndarray, valid: np.ndarray) -> tuple[Member, Fitted]:
     """Replica ``index``: with early stopping its inner split, carved from ``train`` with its
     own seed; its starting model and class weights, exactly as `fit` makes them."""
     fit_rows, inner_rows = train, None
@@ -138,11 +131,11 @@ def new_member(run: Run, index: int, seed: int, train: np.ndarray, valid: np.nda
 # the stack: R replicas as one fused model
 # ---------------------------------------------------------------------------------------
 class FusedFitted(nn.Module):
-    """`trainables.loop._Fitted` for R replicas: each replica's input standardisation, then
+    """`trainables.fitted.Fitted` for R replicas: each replica's input standardisation, then
     the fused model. ``forward(x, lengths)``: ``x`` [shape=(R * B, T, D)], replica r's rows
     at ``[r*B, (r+1)*B)``; returns logits [shape=(R * B, C)]."""
 
-    def __init__(self, template: _Fitted, replicas: int, rows: ReplicaRows) -> None:
+    def __init__(self, template: Fitted, replicas: int, rows: ReplicaRows) -> None:
         super().__init__()
         self.net = fuse_model(template.net, replicas, rows)
         if hasattr(self.net, "pack"):
@@ -161,9 +154,9 @@ class FusedFitted(nn.Module):
 
 
 class Stack:
-    """A fused model of the replicas whose ``states`` (`_Fitted` state dicts) it starts from."""
+    """A fused model of the replicas whose ``states`` (`Fitted` state dicts) it starts from."""
 
-    def __init__(self, run: Run, template: _Fitted, states: list[dict[str, torch.Tensor]]) -> None:
+    def __init__(self, run: Run, template: Fitted, states: list[dict[str, torch.Tensor]]) -> None:
         self.rows = ReplicaRows()
         self.model = FusedFitted(template, len(states), self.rows)
         with torch.no_grad():
@@ -172,7 +165,7 @@ class Stack:
         self.model.to(run.device)
 
     def state(self, position: int) -> dict[str, torch.Tensor]:
-        """Replica ``position``'s own state dict (keys of `_Fitted`), cloned."""
+        """Replica ``position``'s own state dict (keys of `Fitted`), cloned."""
         return {k: v[position].detach().clone() for k, v in self.model.state_dict().items()}
 
     def keep(self, positions: list[int], flat: FlatParameters, extras: Sequence[Any]) -> None:
@@ -214,13 +207,13 @@ def _step_rows(row_sets: list[np.ndarray], plans: list[list[np.ndarray]], step: 
 def _predict(run: Run, stack: Stack, row_sets: list[np.ndarray]) -> list[np.ndarray]:
     """Softmax probabilities float64 [shape=(len(rows), C)] of each replica on its rows."""
     stack.model.eval()
-    width = _eval_batch(run.device, run.tc.batch_size)
+    width = eval_batch(run.device, run.tc.batch_size)
     plans = [bucket_batches(run.lengths[rows], width) for rows in row_sets]
     out = [np.empty((len(rows), run.n_classes)) for rows in row_sets]
     for step in range(max(len(p) for p in plans)):
         idx, _ = _step_rows(row_sets, plans, step, width)
         xb, lb, _ = run.batches.get(idx.reshape(-1))
-        with _autocast(run.device, run.amp):
+        with autocast(run.device, run.amp):
             logits = stack.model(xb, lb)
         proba = torch.softmax(logits.float(), dim=1).double().cpu().numpy().reshape(len(row_sets), width, -1)
         for r, plan in enumerate(plans):
@@ -263,7 +256,7 @@ def fit_chunk(run: Run, chunk: list[tuple[int, tuple[int, np.ndarray, np.ndarray
             probas = _predict(run, stack, [m.inner_rows for m in running])
             for k, (m, proba) in enumerate(zip(running, probas, strict=True)):
                 metrics = classification_metrics(run.y[m.inner_rows], proba, n_classes=run.n_classes)
-                records[k].update(_metric_record(metrics, prefix="inner"))
+                records[k].update(metric_record(metrics, prefix="inner"))
                 value = metrics["log_loss" if tc.monitor == "loss" else tc.monitor]
                 if m.best_value is None or (value > m.best_value if maximise else value < m.best_value):
                     m.best_value, m.best_epoch, m.stale, improved[k] = value, epoch, 0, True
@@ -312,7 +305,7 @@ def _train_epoch(run: Run, stack: Stack, running: list[Member], flat: FlatParame
         active = None if active_np.all() else torch.from_numpy(active_np).to(device)
         stack.rows.valid = None if real.all() else real_t.reshape(-1)
         stack.rows.active = active
-        with _autocast(device, run.amp):
+        with autocast(device, run.amp):
             logits = stack.model(xb, lb)
         ce = F.cross_entropy(logits.float(), yb, reduction="none").view(n, width)
         weight = class_weights.gather(1, yb.view(n, width)) * real_t

@@ -7,33 +7,25 @@ sweep's configs needs neither torch nor scikit-learn's estimators; an unknown na
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from seqsweep.errors import ConfigError
-from trainables.configs import (
-    MODEL_KEY,
-    CNN1DConfig,
-    CNNConfig,
-    ConfigBase,
-    KNNConfig,
-    LSTMConfig,
-    RandomForestConfig,
-    TrainConfig,
-    WaveNetConfig,
-)
+from trainables.config_base import MODEL_KEY, ConfigBase
+from trainables.configs import MODEL_CONFIGS, TrainConfig
 
 __all__ = [
     "ModelSpec",
-    "MODEL_CONFIGS",
     "model_names",
     "get_model_spec",
     "make_model_config",
     "build_model",
     "split_flat_config",
 ]
+
+Builder = Callable[..., Any]
+"""``(config, *, input_dim, n_classes, vocab_size, **options) -> model``."""
 
 
 @dataclass(frozen=True)
@@ -43,46 +35,76 @@ class ModelSpec:
     Attributes
     ----------
     name : the registry name (``"lstm"``, ...).
-    config_cls : its frozen config dataclass.
+    config_cls : its frozen config class (`trainables.configs.MODEL_CONFIGS`).
     kind : ``"torch"`` (trained by the loop) or ``"sklearn"`` (fitted once on pooled features).
-    target : ``"module:function"`` of the builder, imported on first use.
+    load : imports the builder's module and returns the builder (called on first use).
     summary : one line for listings.
     """
 
     name: str
     config_cls: type[ConfigBase]
     kind: Literal["torch", "sklearn"]
-    target: str
+    load: Callable[[], Builder]
     summary: str
 
     @property
-    def builder(self) -> Callable[..., Any]:
+    def builder(self) -> Builder:
         """The builder function ``(config, *, input_dim, n_classes, vocab_size, ...) -> model``."""
-        module, function = self.target.split(":")
-        return getattr(importlib.import_module(module), function)
+        return self.load()
 
+
+# each builder's module is imported only when a model of that name is built
+def _import_lstm() -> Builder:
+    from trainables.lstm import build_lstm
+
+    return build_lstm
+
+
+def _import_cnn() -> Builder:
+    from trainables.cnn import build_cnn
+
+    return build_cnn
+
+
+def _import_cnn1d() -> Builder:
+    from trainables.cnn import build_cnn1d
+
+    return build_cnn1d
+
+
+def _import_wavenet() -> Builder:
+    from trainables.wavenet import build_wavenet
+
+    return build_wavenet
+
+
+def _import_knn() -> Builder:
+    from trainables.classic import build_knn
+
+    return build_knn
+
+
+def _import_random_forest() -> Builder:
+    from trainables.classic import build_random_forest
+
+    return build_random_forest
+
+
+_BUILDERS: dict[str, tuple[Literal["torch", "sklearn"], Callable[[], Builder], str]] = {
+    "lstm": ("torch", _import_lstm, "stacked LSTM on packed sequences"),
+    "cnn": ("torch", _import_cnn, "2-D CNN over the time x feature map"),
+    "cnn1d": ("torch", _import_cnn1d, "1-D CNN over time"),
+    "wavenet": ("torch", _import_wavenet, "gated dilated causal convs"),
+    "knn": ("sklearn", _import_knn, "k-NN on pooled mean/std (bags of tokens on token data)"),
+    "random_forest": ("sklearn", _import_random_forest,
+                      "random forest on pooled mean/std (bags of tokens on token data)"),
+}
+"""Model name -> (kind, import function of its builder, summary); its config is
+``MODEL_CONFIGS[name]``."""
 
 _SPECS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("lstm", LSTMConfig, "torch", "trainables.lstm:build_lstm", "stacked LSTM on packed sequences"),
-        ModelSpec("cnn", CNNConfig, "torch", "trainables.cnn:build_cnn", "2-D CNN over the time x feature map"),
-        ModelSpec("cnn1d", CNN1DConfig, "torch", "trainables.cnn:build_cnn1d", "1-D CNN over time"),
-        ModelSpec("wavenet", WaveNetConfig, "torch", "trainables.wavenet:build_wavenet", "gated dilated causal convs"),
-        ModelSpec("knn", KNNConfig, "sklearn", "trainables.classic:build_knn",
-                  "k-NN on pooled mean/std (bags of tokens on token data)"),
-        ModelSpec(
-            "random_forest",
-            RandomForestConfig,
-            "sklearn",
-            "trainables.classic:build_random_forest",
-            "random forest on pooled mean/std (bags of tokens on token data)",
-        ),
-    )
+    name: ModelSpec(name, config_cls, *_BUILDERS[name]) for name, config_cls in MODEL_CONFIGS.items()
 }
-
-MODEL_CONFIGS: dict[str, type[ConfigBase]] = {name: spec.config_cls for name, spec in _SPECS.items()}
-"""Model name -> config class (read by `TrainConfig.from_flat` to skip a model's keys)."""
 
 
 def model_names() -> tuple[str, ...]:
