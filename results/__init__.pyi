@@ -1,5 +1,9 @@
 """The public names of `results`, each loaded on first use (`lazy_loader.attach_stub`)."""
 
+from .build import (
+    EnsembleDef as EnsembleDef,
+    build_ensembles as build_ensembles,
+)
 from .deploy import (
     DeployedMember as DeployedMember,
     bag_member as bag_member,
@@ -30,9 +34,6 @@ from .leaderboard import (
     load_leaderboard as load_leaderboard,
 )
 from .pipeline import (
-    EnsembleDef as EnsembleDef,
-    FinishSummary as FinishSummary,
-    build_ensembles as build_ensembles,
     finish_sweep as finish_sweep,
 )
 from .predict import (
@@ -42,4 +43,7 @@ from .predict import (
 )
 from .report import (
     write_report as write_report,
+)
+from .summary import (
+    FinishSummary as FinishSummary,
 )

@@ -36,6 +36,7 @@ from features.sequences import SequenceSet
 from features.store import FeatureStore
 from results.ensemble import combine, per_group
 from results.experiment import Member
+from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from trainables.metrics import METRICS
@@ -165,10 +166,9 @@ def load_members(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[Depl
     return out
 
 
-def load_split(spec: Mapping[str, Any], split: str) -> SequenceSet:
-    """The sweep's ``train`` or ``test`` split from its store (``sweep.json``), padded."""
-    store = FeatureStore(spec["store"])
-    return store.load(spec["dataset"], spec["feature_set"], split=split, padded=True)
+def load_split(spec: SweepSpec, split: str) -> SequenceSet:
+    """The sweep's ``train`` or ``test`` split from its store, padded."""
+    return FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split=split, padded=True)
 
 
 def score_test(y: np.ndarray, proba: np.ndarray, *, n_classes: int, groups: np.ndarray | None = None

@@ -5,7 +5,7 @@ The folder ``<storage>/<name>/`` (see `search.sweep`) holds ``sweep.json``,
 ``leaderboard.csv``, ``leaderboard_folds.csv`` and one ``trial_<id>/checkpoint_*/`` per
 trial that finished with status ``ok``, holding ``oof.npz``, ``fits.json`` and
 ``fold_models/``. The folder may be a local path or any URI Ray Tune stores experiments at
-(``file://``, ``s3://``, ``gs://``): every read goes through `search.io`.
+(``file://``, ``s3://``, ``gs://``): every read goes through `seqsweep.storage`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import FITS_FILE, FOLDS, LEADERBOARD, OOF_FILE, SPEC_FILE
@@ -82,20 +83,16 @@ class Member:
 
 @dataclass
 class Experiment:
-    """A sweep's experiment folder, read: ``spec`` (``sweep.json``) and ``board``
-    (``leaderboard.csv``, ranked, ``trial_id`` as text)."""
+    """A sweep's experiment folder, read: ``spec`` (``sweep.json``, `SweepSpec.load`) and
+    ``board`` (``leaderboard.csv``, ranked, ``trial_id`` as text)."""
 
     path: str
-    spec: dict[str, Any]
+    spec: SweepSpec
     board: pd.DataFrame
 
     @property
     def metric(self) -> str:
-        return str(self.spec.get("metric", "balanced_accuracy"))
-
-    @property
-    def ensemble_spec(self) -> dict[str, Any]:
-        return dict(self.spec.get("ensemble") or {})
+        return self.spec.metric
 
     def folds(self) -> pd.DataFrame:
         """``leaderboard_folds.csv`` (one row per trial, seed and fold; empty if absent)."""
@@ -179,8 +176,4 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         if not storage.exists(needed):
             raise StoreError(needed, "a sweep's experiment folder must hold this file",
                              "missing (is this <storage>/<name> of a sweep that ran?)")
-    try:
-        spec = json.loads(storage.read_bytes(spec_path) or b"")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StoreError(spec_path, "must be the sweep's readable JSON spec", str(exc)) from None
-    return Experiment(path, spec, read_csv_ids(board_path))
+    return Experiment(path, SweepSpec.load(path), read_csv_ids(board_path))

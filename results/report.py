@@ -221,12 +221,11 @@ def write_report(experiment_dir: str) -> str:
     metric = exp.metric
     ok = exp.ok_trials()
     top = list(ok["trial_id"].head(_TOP))
-    name = exp.spec.get("name", exp.path.rsplit("/", 1)[-1])
+    spec = exp.spec
     counts = exp.board["status"].value_counts().to_dict()
-    md = [f"# Sweep `{name}`", "",
-          f"{exp.spec.get('dataset')}/{exp.spec.get('feature_set')}, scored by {metric} "
-          f"({(exp.spec.get('cv') or {}).get('seeds')} seeds x {(exp.spec.get('cv') or {}).get('folds')} folds, "
-          f"objective {exp.spec.get('objective')}); {len(exp.board)} trials: "
+    md = [f"# Sweep `{spec.name}`", "",
+          f"{spec.dataset}/{spec.feature_set}, scored by {metric} ({spec.cv.seeds} seeds x {spec.cv.folds} folds, "
+          f"objective {spec.objective.type}); {len(exp.board)} trials: "
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
 
     ens_dir = storage.join(exp.path, ENSEMBLE_DIR)

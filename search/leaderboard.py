@@ -23,20 +23,15 @@ import pandas as pd
 from ray.tune import Callback
 
 from seqsweep.layout import FOLDS, LEADERBOARD
-from seqsweep.storage import read_bytes, write_bytes_atomic
+from seqsweep.storage import read_bytes, write_csv_atomic
 from trainables.metrics import METRICS
 
-__all__ = ["LiveLeaderboard", "rank_rows", "write_csv_atomic", "read_leaderboard"]
+__all__ = ["LiveLeaderboard", "rank_rows", "read_leaderboard"]
 
 _FIRST = ["rank", "trial_id", "status", "model"]
 _SCORES = ["objective", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")],
            "n_params", "train_seconds", "seeds", "folds", "fits_done", "error"]
 _FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", *METRICS, "seconds", "best_epoch"]
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
-    """Write ``frame`` as CSV to a temporary name beside ``path``, then rename it into place."""
-    write_bytes_atomic(frame.to_csv(index=False).encode(), path)
 
 
 def _read_csv(path: str) -> pd.DataFrame | None:

@@ -12,9 +12,11 @@ a distribution. Ray Tune's `OptunaSearch` turns ``lstm/lr`` into a nested config
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
-from search.spec import ModelSpace, SweepSpec
+from search.spec import ModelSpace, Param, SweepSpec
+from trainables.configs import DEFAULT_EMBEDDING_RANGE, MODEL_CONFIGS
 
 __all__ = ["SearchSpace", "expand_grid", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]
 
@@ -42,8 +44,6 @@ class SearchSpace:
             count = space.params[count_key].suggest(trial, f"{family}/{count_key}") \
                 if count_key in space.params else None
             if count is None:  # the layer count is not searched: the config's default
-                from trainables.registry import MODEL_CONFIGS
-
                 count = len(getattr(MODEL_CONFIGS[family](), seq))
                 fixed[f"{family}/{count_key}"] = count
             for i in range(int(count)):
@@ -59,12 +59,6 @@ def with_token_defaults(spec: SweepSpec, *, tokens: bool) -> SweepSpec:
     """On a token feature set, every family that embeds ids and whose spec does not give
     ``embedding_dim`` searches `trainables.configs.DEFAULT_EMBEDDING_RANGE` (the grid
     sampler keeps the config's default, as a log range cannot be enumerated)."""
-    from dataclasses import replace
-
-    from search.spec import Param
-    from trainables.configs import DEFAULT_EMBEDDING_RANGE
-    from trainables.registry import MODEL_CONFIGS
-
     if not tokens or spec.search.sampler == "grid":
         return spec
     models = []
@@ -75,7 +69,7 @@ def with_token_defaults(spec: SweepSpec, *, tokens: bool) -> SweepSpec:
             space = replace(space, params={**space.params,
                                            "embedding_dim": Param.parse(where, dict(DEFAULT_EMBEDDING_RANGE))})
         models.append(space)
-    return replace(spec, models=tuple(models))
+    return spec.model_copy(update={"models": tuple(models)})
 
 
 def expand_grid(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -91,8 +85,6 @@ def expand_grid(spec: SweepSpec) -> list[dict[str, Any]]:
             point = dict(zip(keys, combo))
             layers = [[]]
             for seq, (count_key, param) in space.per_layer.items():
-                from trainables.registry import MODEL_CONFIGS
-
                 count = int(point.get(count_key, len(getattr(MODEL_CONFIGS[space.name](), seq))))
                 per = param.grid_values(f"models.{space.name}.{seq}")
                 layers = [prev + [(f"{seq}_{i}", v) for i, v in enumerate(widths)]

@@ -3,8 +3,9 @@
 A spec names the data (``store``, ``dataset``, ``feature_set``), how a trial is scored
 (``metric``, ``objective``, ``cv``), how configurations are chosen (``search``), which
 model families are searched and over what ranges (``models``), what each trial gets
-(``resources``), where results go (``storage``) and how ensembles are built
-(``ensemble``). Every error names the file, the key, the rule and the value found.
+(``train``, ``resources``), where results go (``storage``) and how ensembles are built
+(``ensemble``). Each section is a frozen pydantic model whose fields state its rules;
+every error is a `ConfigError` naming the file, the key, the rule and the value found.
 
 A hyperparameter under ``models.<family>`` is written one of three ways::
 
@@ -15,28 +16,59 @@ A hyperparameter under ``models.<family>`` is written one of three ways::
 For the per-layer fields (the LSTM's ``units``, the CNNs' ``filters``) the range is
 sampled once per layer, each layer its own parameter (``units_0``, ``units_1``, ...),
 with the layer count (``num_layers`` / ``num_blocks``) a parameter of its own.
+
+The spec saves itself beside the results (`SweepSpec.save`, ``sweep.json``, in the YAML's
+own layout) and `SweepSpec.load` reads it back.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from seqsweep.errors import ConfigError
-from trainables.configs import TrainConfig
+from search.checks import (
+    Flag,
+    Float,
+    Int,
+    Number,
+    Section,
+    as_number,
+    broken,
+    config_error,
+    one_of,
+    prefix_of,
+)
+from seqsweep import storage
+from seqsweep.errors import ConfigError, StoreError
+from seqsweep.layout import SPEC_FILE
+from trainables.configs import MODEL_CONFIGS, TrainConfig
 from trainables.metrics import METRICS
-from trainables.registry import MODEL_CONFIGS
 
 __all__ = [
     "Param",
     "ModelSpace",
+    "ObjectiveSpec",
     "CVSpec",
     "SearchSpec",
+    "TrainSpec",
     "ResourceSpec",
     "EnsembleSpec",
     "SweepSpec",
@@ -54,42 +86,48 @@ OBJECTIVES = ("mean", "mean_minus_std")
 #: the ensembles a spec may ask for (results also builds ``weighted_logloss`` when
 #: ``ensemble.fit_weights`` is true)
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
+#: the top-level keys a command line may override (and ``num_samples``, in ``search``)
+OVERRIDABLE = ("name", "store", "dataset", "feature_set", "storage")
 
 
-def _keys(where: str, data: Any, allowed: tuple[str, ...], *, required: tuple[str, ...] = ()) -> dict:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(where, "must be a mapping of keys to values", data)
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}" if where else unknown[0],
-                          f"is not a known key; allowed: {list(allowed)}", unknown[0])
-    for key in required:
-        if data.get(key) in (None, ""):
-            raise ConfigError(f"{where}.{key}" if where else key, "is required", None)
-    return data
+#: of several broken sections, the one reported: the sections, then the top-level values
+_REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "ensemble",
+                 "name", "store", "dataset", "feature_set", "metric", "storage")
 
-
-def _number(where: str, value: Any, *, kind: type = float, low: float | None = None,
-            high: float | None = None) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
-        raise ConfigError(where, f"must be {'an integer' if kind is int else 'a number'}", value)
-    value = kind(value)
-    if low is not None and value < low:
-        raise ConfigError(where, f"must be >= {low}", value)
-    if high is not None and value > high:
-        raise ConfigError(where, f"must be <= {high}", value)
-    return value
-
-
-def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(where, f"must be one of {list(allowed)}", value)
-    return value
 
 
 # ---- hyperparameter ranges ------------------------------------------------------------------
+class Range(Section):
+    """``{low, high, log, step}``: an int range if both ends are ints, else a float range."""
+
+    low: Number
+    high: Number
+    log: Flag = False
+    step: Any = None  # >= 0, of the range's kind: checked with the ends
+
+    @property
+    def kind(self) -> type:
+        return int if all(isinstance(v, int) for v in (self.low, self.high)) else float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        low, high = self.kind(self.low), self.kind(self.high)
+        if not low < high:
+            raise broken("a range needs low < high", f"low={low}, high={high}")
+        if self.log and low <= 0:
+            raise broken("must be > 0 on a log scale", low, at="low")
+        if self.step is not None:
+            try:
+                step = as_number(self.step, self.kind)
+            except PydanticCustomError as exc:
+                raise broken(exc.context["rule"], exc.context["value"], at="step") from None
+            if step < 0:
+                raise broken("must be >= 0", step, at="step")
+            if self.log:
+                raise broken("cannot be combined with log: true", step, at="step")
+        return self
+
+
 @dataclass(frozen=True)
 class Param:
     """One hyperparameter: ``fixed`` (``value``), ``choice`` (``choices``), or a
@@ -112,26 +150,23 @@ class Param:
                 raise ConfigError(where, "choices must be plain values (numbers, strings, booleans)", raw)
             return cls("choice", choices=tuple(raw))
         if isinstance(raw, dict):
-            _keys(where, raw, ("low", "high", "log", "step"), required=("low", "high"))
-            low, high = raw["low"], raw["high"]
-            is_int = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high))
-            kind = int if is_int else float
-            low = _number(f"{where}.low", low, kind=kind)
-            high = _number(f"{where}.high", high, kind=kind)
-            if not low < high:
-                raise ConfigError(f"{where}", "a range needs low < high", f"low={low}, high={high}")
-            log = raw.get("log", False)
-            if not isinstance(log, bool):
-                raise ConfigError(f"{where}.log", "must be true or false", log)
-            if log and low <= 0:
-                raise ConfigError(f"{where}.low", "must be > 0 on a log scale", low)
-            step = raw.get("step")
-            if step is not None:
-                step = _number(f"{where}.step", step, kind=kind, low=0)
-                if log:
-                    raise ConfigError(f"{where}.step", "cannot be combined with log: true", step)
-            return cls("int" if is_int else "float", low=low, high=high, log=log, step=step)
+            try:
+                r = Range.model_validate(raw)
+            except ValidationError as exc:
+                raise config_error(exc, base=where) from None
+            kind = r.kind
+            return cls(kind.__name__, low=kind(r.low), high=kind(r.high), log=r.log,
+                       step=None if r.step is None else kind(r.step))
         return cls("fixed", value=raw)
+
+    def raw(self) -> Any:
+        """The YAML form `parse` reads."""
+        if self.kind == "fixed":
+            return self.value
+        if self.kind == "choice":
+            return list(self.choices)
+        return {"low": self.low, "high": self.high, "log": self.log,
+                **({} if self.step is None else {"step": self.step})}
 
     def suggest(self, trial: Any, name: str) -> Any:
         """Ask an Optuna trial for this parameter under ``name``."""
@@ -157,7 +192,8 @@ class Param:
 
 @dataclass(frozen=True)
 class ModelSpace:
-    """One model family's search space: its parameters, and per-layer ranges."""
+    """One model family's search space: its parameters, and per-layer ranges. The keys a
+    family takes are its config's (`trainables.configs.MODEL_CONFIGS`) and `TrainConfig`'s."""
 
     name: str
     params: dict  # flat key -> Param
@@ -188,164 +224,229 @@ class ModelSpace:
                 raise ConfigError(f"{where}.{seq}", f"is needed when {count_key!r} is searched", None)
         return cls(name, params, per_layer)
 
+    def raw(self) -> dict[str, Any]:
+        """The YAML form `parse` reads."""
+        return {**{k: p.raw() for k, p in self.params.items()},
+                **{seq: p.raw() for seq, (_, p) in self.per_layer.items()}}
+
+    def all_params(self) -> list[tuple[str, Param]]:
+        """Every (key, Param): the flat ones, then the per-layer ones."""
+        return [*self.params.items(), *((seq, p) for seq, (_, p) in self.per_layer.items())]
+
+
+def _model_spaces(raw: Any, info: ValidationInfo) -> tuple[ModelSpace, ...]:
+    if isinstance(raw, tuple) and all(isinstance(m, ModelSpace) for m in raw):
+        return raw
+    where = f"{prefix_of(info)}models"
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(where, f"must map one or more model families ({list(MODEL_CONFIGS)}) "
+                                 "to their search ranges", raw)
+    return tuple(ModelSpace.parse(f"{where}.{n}", n, r) for n, r in raw.items())
+
+
+Models = Annotated[tuple[ModelSpace, ...], PlainValidator(_model_spaces),
+                   PlainSerializer(lambda models: {m.name: m.raw() for m in models})]
+
 
 # ---- the other sections ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class CVSpec:
+class ObjectiveSpec(Section):
+    """``objective``: what a trial maximises over its (seed, fold) scores: their ``mean``, or
+    ``mean_minus_std`` (``{type: mean_minus_std, std_weight: w}``: mean - w * std)."""
+
+    type: Literal[OBJECTIVES]
+    std_weight: Float = Field(1.0, ge=0)
+
+
+class CVSpec(Section):
     """``folds`` stratified, group-aware folds of the train split, repeated for ``seeds`` seeds."""
 
-    folds: int = 5
-    seeds: int = 3
+    folds: Int = Field(5, ge=2)
+    seeds: Int = Field(3, ge=1)
 
     @property
     def fits(self) -> int:
         return self.folds * self.seeds
 
 
-@dataclass(frozen=True)
-class SearchSpec:
-    num_samples: int = 20
-    max_concurrent: int | None = None
-    sampler: str = "tpe"
-    seed: int = 0
-    scheduler: str = "none"
-    grace_fits: int | None = None  # asha / wilcoxon: fits a trial always gets (default: one seed's folds)
-    wilcoxon_p: float = 0.1  # wilcoxon: stop when the paired one-sided p-value is below this
+class SearchSpec(Section):
+    num_samples: Int = Field(20, ge=1)
+    max_concurrent: Int | None = Field(None, ge=1)
+    sampler: one_of(SAMPLERS) = "tpe"
+    seed: Int = Field(0, ge=0)
+    scheduler: one_of(SCHEDULERS) = "none"
+    #: asha / wilcoxon: fits a trial always gets (default: one seed's folds); <= cv's fits
+    grace_fits: Int | None = Field(None, ge=1)
+    #: wilcoxon: stop when the paired one-sided p-value is below this
+    wilcoxon_p: Float = Field(0.1, ge=0, le=1)
 
 
-@dataclass(frozen=True)
-class ResourceSpec:
-    cpus: float = 1.0
-    gpus: float = 0.0
+class TrainSpec(Section):
+    """``train``: fixed training settings for every trial (any `TrainConfig` key, checked
+    by `TrainConfig.from_flat`), and ``fused``: train a trial's seeds x folds fits as one
+    fused model (``auto``, ``true`` or ``false``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fused: one_of(FUSED, "must be auto, true or false") = "auto"
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        return [*TrainConfig.flat_key_names(), "fused"]
+
+    @model_validator(mode="after")
+    def _a_train_config(self) -> TrainSpec:
+        TrainConfig.from_flat(self.fixed)  # raises its own ConfigError
+        return self
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The `TrainConfig` keys (everything but ``fused``)."""
+        return dict(self.model_extra or {})
 
 
-@dataclass(frozen=True)
-class EnsembleSpec:
-    top_k: int = 5
-    methods: tuple[str, ...] = ENSEMBLE_METHODS
-    refit: str = "bag"  # bag: deploy each member's CV fold models; full: refit on all train rows
-    fit_weights: bool = False
+class ResourceSpec(Section):
+    cpus: Float = Field(1.0, ge=0.01)
+    gpus: Float = Field(0.0, ge=0)
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_gpus_above_one(cls, gpus: float) -> float:
+        if gpus > 1 and not float(gpus).is_integer():
+            raise broken("above 1 must be a whole number of GPUs", gpus)
+        return gpus
 
 
-@dataclass(frozen=True)
-class SweepSpec:
-    """A whole sweep, checked. Build it with `load_spec` (or `SweepSpec.from_dict`)."""
+class EnsembleSpec(Section):
+    top_k: Int = Field(5, ge=1)
+    methods: tuple[one_of(ENSEMBLE_METHODS), ...] = ENSEMBLE_METHODS  # or "soft,max"
+    refit: one_of(REFITS) = "bag"  # bag: deploy each member's CV fold models; full: refit on all train rows
+    fit_weights: Annotated[bool, PlainValidator(bool)] = False
 
-    name: str
-    store: str
-    dataset: str
-    feature_set: str
-    models: tuple[ModelSpace, ...]
-    metric: str = "balanced_accuracy"
-    objective: str = "mean"
-    std_weight: float = 1.0
-    cv: CVSpec = field(default_factory=CVSpec)
-    search: SearchSpec = field(default_factory=SearchSpec)
-    train: dict = field(default_factory=dict)  # fixed training settings for every trial
-    fused: str | bool = "auto"  # train a trial's seeds x folds fits as one fused model: auto | true | false
-    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _comma_separated(cls, methods: Any) -> Any:
+        return [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
+
+
+# ---- the whole sweep ------------------------------------------------------------------------
+class SweepSpec(Section):
+    """A whole sweep, checked. Build it with `load_spec` (or `SweepSpec.from_dict`); its fields
+    are the YAML's top-level keys."""
+
+    name: str = Field(None, validate_default=True)
+    store: str = Field(None, validate_default=True)
+    dataset: str = Field(None, validate_default=True)
+    feature_set: str = Field(None, validate_default=True)
+    metric: one_of(METRICS) = "balanced_accuracy"
+    objective: ObjectiveSpec = ObjectiveSpec(type="mean")
+    cv: CVSpec = CVSpec()
+    search: SearchSpec = SearchSpec()
+    models: Models = Field(None, validate_default=True)
+    train: TrainSpec = TrainSpec()
+    resources: ResourceSpec = ResourceSpec()
     storage: str = "runs"
-    ensemble: EnsembleSpec = field(default_factory=EnsembleSpec)
-    source: str = "<dict>"
+    ensemble: EnsembleSpec = EnsembleSpec()
+    _source: str = PrivateAttr("<dict>")
 
-    TOP_KEYS = ("name", "store", "dataset", "feature_set", "metric", "objective", "cv", "search", "models",
-                "train", "resources", "storage", "ensemble")
+    @field_validator("name", "store", "dataset", "feature_set", "storage", mode="before")
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> str:
+        if value in (None, "") or not isinstance(value, (str, int, float)):
+            key = info.field_name
+            raise broken("is required: a non-empty string" + (
+                f" (or --{key.replace('_', '-')} on the command line)" if key != "name" else ""), value)
+        return str(value)
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_form(cls, value: Any) -> Any:
+        """``objective: mean`` is ``{type: mean}``; a bad type is named as ``objective``."""
+        form = value if isinstance(value, (dict, BaseModel)) else {"type": value}
+        if isinstance(form, dict) and "type" in form and form["type"] not in OBJECTIVES:
+            raise broken(f"must be one of {list(OBJECTIVES)}", form["type"])
+        return form
+
+    @model_validator(mode="after")
+    def _across_sections(self, info: ValidationInfo) -> SweepSpec:
+        if self.search.grace_fits is not None and self.search.grace_fits > self.cv.fits:
+            raise ConfigError(f"{prefix_of(info)}search.grace_fits", f"must be <= {self.cv.fits}",
+                              self.search.grace_fits)
+        if self.search.sampler == "grid":  # every range must be enumerable
+            for space in self.models:
+                for key, param in space.all_params():
+                    param.grid_values(f"models.{space.name}.{key}")
+        return self
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<dict>", **overrides: Any) -> SweepSpec:
         """Check a parsed YAML mapping; ``overrides`` (None values ignored) replace top-level
         ``name``, ``store``, ``dataset``, ``feature_set``, ``storage`` and ``num_samples``."""
-        pre = f"{source}: " if source else ""
-        data = dict(_keys(pre.rstrip(": "), data, cls.TOP_KEYS))
         overrides = {k: v for k, v in overrides.items() if v is not None}
         num_samples = overrides.pop("num_samples", None)
         for key, value in overrides.items():
-            if key not in ("name", "store", "dataset", "feature_set", "storage"):
+            if key not in OVERRIDABLE:
                 raise ConfigError(f"override {key!r}", "is not overridable", value)
-            data[key] = value
-
-        def text(key: str, default: str | None = None) -> str:
-            value = data.get(key, default)
-            if value in (None, "") or not isinstance(value, (str, int, float)):
-                raise ConfigError(f"{pre}{key}", "is required: a non-empty string" + (
-                    f" (or --{key.replace('_', '-')} on the command line)" if key != "name" else ""), value)
-            return str(value)
-
-        objective = data.get("objective", "mean")
-        std_weight = 1.0
-        if isinstance(objective, dict):
-            obj = _keys(f"{pre}objective", objective, ("type", "std_weight"), required=("type",))
-            std_weight = _number(f"{pre}objective.std_weight", obj.get("std_weight", 1.0), low=0)
-            objective = obj["type"]
-        objective = _choice(f"{pre}objective", objective, OBJECTIVES)
-
-        cv_raw = _keys(f"{pre}cv", data.get("cv"), ("folds", "seeds"))
-        cv = CVSpec(folds=_number(f"{pre}cv.folds", cv_raw.get("folds", 5), kind=int, low=2),
-                    seeds=_number(f"{pre}cv.seeds", cv_raw.get("seeds", 3), kind=int, low=1))
-
-        s = _keys(f"{pre}search", data.get("search"),
-                  ("num_samples", "max_concurrent", "sampler", "seed", "scheduler", "grace_fits", "wilcoxon_p"))
-        max_conc = s.get("max_concurrent")
-        search = SearchSpec(
-            num_samples=_number(f"{pre}search.num_samples", num_samples or s.get("num_samples", 20), kind=int, low=1),
-            max_concurrent=None if max_conc is None else _number(f"{pre}search.max_concurrent", max_conc, kind=int, low=1),
-            sampler=_choice(f"{pre}search.sampler", s.get("sampler", "tpe"), SAMPLERS),
-            seed=_number(f"{pre}search.seed", s.get("seed", 0), kind=int, low=0),
-            scheduler=_choice(f"{pre}search.scheduler", s.get("scheduler", "none"), SCHEDULERS),
-            grace_fits=None if s.get("grace_fits") is None else _number(
-                f"{pre}search.grace_fits", s["grace_fits"], kind=int, low=1, high=cv.fits),
-            wilcoxon_p=_number(f"{pre}search.wilcoxon_p", s.get("wilcoxon_p", 0.1), low=0, high=1),
-        )
-
-        models_raw = data.get("models")
-        if not isinstance(models_raw, dict) or not models_raw:
-            raise ConfigError(f"{pre}models", f"must map one or more model families ({list(MODEL_CONFIGS)}) "
-                                              "to their search ranges", models_raw)
-        models = tuple(ModelSpace.parse(f"{pre}models.{n}", n, r) for n, r in models_raw.items())
-
-        train_raw = dict(_keys(f"{pre}train", data.get("train"), (*TrainConfig.flat_key_names(), "fused")))
-        fused = train_raw.pop("fused", "auto")
-        if fused not in FUSED:
-            raise ConfigError(f"{pre}train.fused", "must be auto, true or false", fused)
-        TrainConfig.from_flat(train_raw)  # checks every fixed training value once, here
-
-        r = _keys(f"{pre}resources", data.get("resources"), ("cpus", "gpus"))
-        resources = ResourceSpec(cpus=_number(f"{pre}resources.cpus", r.get("cpus", 1.0), low=0.01),
-                                 gpus=_number(f"{pre}resources.gpus", r.get("gpus", 0.0), low=0))
-        if resources.gpus > 1 and not float(resources.gpus).is_integer():
-            raise ConfigError(f"{pre}resources.gpus", "above 1 must be a whole number of GPUs", resources.gpus)
-
-        e = _keys(f"{pre}ensemble", data.get("ensemble"), ("top_k", "methods", "refit", "fit_weights"))
-        methods = e.get("methods", list(ENSEMBLE_METHODS))
-        if isinstance(methods, str):
-            methods = [m.strip() for m in methods.split(",")]
-        for m in methods:
-            _choice(f"{pre}ensemble.methods", m, ENSEMBLE_METHODS)
-        ensemble = EnsembleSpec(top_k=_number(f"{pre}ensemble.top_k", e.get("top_k", 5), kind=int, low=1),
-                                methods=tuple(methods),
-                                refit=_choice(f"{pre}ensemble.refit", e.get("refit", "bag"), REFITS),
-                                fit_weights=bool(e.get("fit_weights", False)))
-
-        spec = cls(
-            name=text("name"), store=text("store"), dataset=text("dataset"), feature_set=text("feature_set"),
-            models=models, metric=_choice(f"{pre}metric", data.get("metric", "balanced_accuracy"), METRICS),
-            objective=objective, std_weight=std_weight, cv=cv, search=search,
-            train=dict(train_raw), fused=fused, resources=resources,
-            storage=text("storage", "runs"), ensemble=ensemble, source=source,
-        )
-        if search.sampler == "grid":
-            from search.space import expand_grid
-
-            expand_grid(spec)  # every range must be enumerable
+        if isinstance(data, dict):
+            data = {**data, **overrides}
+            if num_samples and isinstance(data.get("search") or {}, dict):
+                data["search"] = {**(data.get("search") or {}), "num_samples": num_samples}
+        try:
+            spec = cls.model_validate(data, context={"source": source})
+        except ValidationError as exc:
+            raise config_error(exc, pre=f"{source}: " if source else "", order=_REPORT_ORDER) from None
+        spec._source = source
         return spec
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if "num_samples" in overrides:
-            overrides["search"] = replace(self.search, num_samples=int(overrides.pop("num_samples")))
-        return replace(self, **overrides)
+            overrides["search"] = self.search.model_copy(update={"num_samples": int(overrides.pop("num_samples"))})
+        return self.model_copy(update=overrides)
+
+    # ---- saved beside the results -------------------------------------------------------
+    def save(self, experiment_dir: str | os.PathLike | None = None) -> str:
+        """Write the spec as run to ``<experiment_dir>/sweep.json`` (default: its own experiment
+        folder; a local path or a URI), store and storage made absolute; returns the path."""
+        folder = storage.resolve(self.experiment_path if experiment_dir is None else experiment_dir)
+        data = {**self.model_dump(mode="json"), "store": storage.resolve(self.store),
+                "storage": self.storage_path, "source": self.source}
+        path = storage.join(folder, SPEC_FILE)
+        storage.write_bytes_atomic(json.dumps(data, indent=2).encode(), path)
+        return path
+
+    @classmethod
+    def load(cls, experiment_dir: str | os.PathLike) -> SweepSpec:
+        """The spec `save` wrote into the experiment folder (a local path or a URI). A
+        ``sweep.json`` written before the spec saved itself loads too, each model family
+        with no ranges (that file kept only their names). Raises `StoreError` when the file
+        is missing or not JSON, `ConfigError` (naming the file) when it does not check."""
+        folder = storage.resolve(experiment_dir)
+        path = storage.join(folder, SPEC_FILE)
+        try:
+            raw = storage.read_bytes(path)
+            data = None if raw is None else json.loads(raw)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(path, "must be the sweep's readable JSON spec", str(exc)) from None
+        if raw is None:
+            raise StoreError(path, "a sweep's experiment folder must hold this file",
+                             "missing (is this <storage>/<name> of a sweep that ran?)")
+        source = data.pop("source", path) if isinstance(data, dict) else path
+        if isinstance(data, dict) and isinstance(data.get("models"), list):
+            data = _before_save(data, storage=folder.rsplit("/", 1)[0])
+        spec = cls.from_dict(data, source=path)
+        spec._source = str(source)
+        return spec
 
     # ---- derived ------------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """Where the spec came from (the YAML file's path)."""
+        return self._source
+
+    @property
+    def fused(self) -> str | bool:
+        return self.train.fused
+
     @property
     def storage_path(self) -> str:
         """Ray Tune's storage: a URI as given, a local path made absolute."""
@@ -355,10 +456,16 @@ class SweepSpec:
     def experiment_path(self) -> str:
         return f"{self.storage_path.rstrip('/')}/{self.name}"
 
-    def objective_of(self, mean: float, std: float) -> float:
-        if self.objective == "mean_minus_std":
-            return mean - self.std_weight * (0.0 if math.isnan(std) else std)
-        return mean
+
+def _before_save(data: dict[str, Any], *, storage: str) -> dict[str, Any]:
+    """A ``sweep.json`` of the layout written before `SweepSpec.save` (``objective`` and
+    ``std_weight``, ``fused`` at the top, ``models`` only names, no ``storage``) in the YAML's."""
+    data = dict(data)
+    data["models"] = {name: {} for name in data["models"]}
+    data["objective"] = {"type": data.pop("objective", "mean"), "std_weight": data.pop("std_weight", 1.0)}
+    data["train"] = {**(data.get("train") or {}), "fused": data.pop("fused", "auto")}
+    data.setdefault("storage", storage)
+    return data
 
 
 def load_spec(path: str | os.PathLike, **overrides: Any) -> SweepSpec:

@@ -5,7 +5,7 @@ every trial through the object store (`tune.with_parameters`). Trials reuse thei
 actors (no new process and no torch import per trial). The experiment lives at
 ``<storage>/<name>/``: Ray Tune's own state (so ``--resume`` can restore it, the Optuna
 searcher included), each trial's checkpoint with its out-of-fold probabilities,
-``sweep.yaml`` (the spec as run) and the live leaderboard CSVs.
+``sweep.json`` (the spec as run, `SweepSpec.save`) and the live leaderboard CSVs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from features.store import FeatureStore
@@ -23,7 +23,7 @@ from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec
 from seqsweep.errors import ConfigError, StoreError
-from seqsweep.layout import LEADERBOARD, PLAN_FILE, SPEC_FILE
+from seqsweep.layout import LEADERBOARD, PLAN_FILE
 from seqsweep.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from seqsweep.storage import read_bytes, resolve, write_bytes_atomic
 from trainables.cv import fingerprint_changes, make_plan, plan_fingerprint
@@ -63,17 +63,6 @@ def trial_capacity(cpus_per_trial: float, gpus_per_trial: float) -> tuple[int, d
         by_gpu = math.floor(total.get("GPU", 0) / gpus_per_trial + 1e-9)
         return min(by_cpu, by_gpu), total
     return by_cpu, total
-
-
-def _write_spec(spec: SweepSpec) -> None:
-    """The spec as run, beside the results (the results room reads it)."""
-    data = {"name": spec.name, "store": resolve(spec.store),
-            "dataset": spec.dataset, "feature_set": spec.feature_set, "metric": spec.metric,
-            "objective": spec.objective, "std_weight": spec.std_weight, "cv": asdict(spec.cv),
-            "search": asdict(spec.search), "resources": asdict(spec.resources), "train": spec.train,
-            "fused": spec.fused,
-            "ensemble": asdict(spec.ensemble), "models": [m.name for m in spec.models], "source": spec.source}
-    write_bytes_atomic(json.dumps(data, indent=2).encode(), f"{spec.experiment_path}/{SPEC_FILE}")
 
 
 def _scheduler(spec: SweepSpec):
@@ -208,19 +197,19 @@ def run_sweep(
          f"{concurrent} at once (the cluster fits {capacity} of {spec.resources.cpus:g} CPU"
          f"{f' + {spec.resources.gpus:g} GPU' if spec.resources.gpus else ''} each)")
 
-    setup = TrialSetup(metric=spec.metric, objective=spec.objective, std_weight=spec.std_weight,
-                       train=dict(spec.train), threads=max(1, int(spec.resources.cpus)),
+    setup = TrialSetup(metric=spec.metric, objective=spec.objective.type, std_weight=spec.objective.std_weight,
+                       train=spec.train.fixed, threads=max(1, int(spec.resources.cpus)),
                        fused=spec.fused, fuse_by_seed=spec.search.scheduler != "none")
     trainable = tune.with_resources(
         tune.with_parameters(cv_trial, data=data, plan=plan, setup=setup),
         {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
     )
-    _write_spec(spec)
+    spec.save()  # the spec as run, beside the results (the results room reads it)
     if resume:  # the searcher, scheduler and leaderboard callback come back from the experiment
         tuner = tune.Tuner.restore(exp, trainable=trainable, resume_unfinished=True, resume_errored=True)
         echo(f"resuming {exp}")
     else:
-        board = LiveLeaderboard(exp, train=dict(spec.train), seeds=spec.cv.seeds, folds=spec.cv.folds)
+        board = LiveLeaderboard(exp, train=spec.train.fixed, seeds=spec.cv.seeds, folds=spec.cv.folds)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(

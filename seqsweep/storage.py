@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 
-__all__ = ["filesystem", "write_atomic", "write_bytes_atomic", "read_bytes", "exists", "is_dir", "list_names", "remove", "join", "resolve"]
+__all__ = ["filesystem", "write_atomic", "write_bytes_atomic", "write_csv_atomic", "read_bytes", "exists", "is_dir", "list_names", "remove", "join", "resolve"]
 
 
 def resolve(path: str | os.PathLike) -> str:
@@ -99,6 +99,12 @@ def write_atomic(fs, path: str, data: bytes) -> None:
 def write_bytes_atomic(data: bytes, path: str) -> None:
     """Write ``data`` to ``path`` (a local path or a URI) atomically: `write_atomic`."""
     write_atomic(*filesystem(path), data)
+
+
+def write_csv_atomic(frame, path: str) -> None:
+    """Write the pandas DataFrame ``frame`` as CSV (no index) to ``path`` atomically:
+    `write_bytes_atomic`."""
+    write_bytes_atomic(frame.to_csv(index=False).encode(), path)
 
 
 def read_bytes(path: str) -> bytes | None:

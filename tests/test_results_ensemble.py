@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from results.ensemble import (
+    METHODS,
     average_seeds,
     combine,
     fit_logloss_weights,
@@ -14,6 +15,7 @@ from results.ensemble import (
     max_blend,
     soft_vote,
 )
+from results.testing import EnsembleMethodContract
 from seqsweep.errors import ConfigError, InputError
 
 
@@ -101,3 +103,57 @@ def test_average_seeds_and_logloss_weights():
     weights = fit_logloss_weights(np.stack([noise, good]), y)
     assert weights.shape == (2,) and weights.min() >= 0 and weights.sum() == pytest.approx(1.0)
     assert weights[1] > 0.9
+
+
+# ---- the contract every method keeps (results.testing) -------------------------------------------
+class TestSoft(EnsembleMethodContract):
+    method = "soft"
+
+
+class TestMax(EnsembleMethodContract):
+    method = "max"
+
+
+class TestVote(EnsembleMethodContract):
+    method = "vote"
+    returns_member_probabilities = False  # vote fractions, not the members' probabilities
+
+
+class TestWeighted(EnsembleMethodContract):
+    method = "weighted"
+
+
+class TestWeightedLogloss(EnsembleMethodContract):
+    method = "weighted_logloss"
+
+
+def test_every_method_keeps_the_contract():
+    tested = {c.method for c in EnsembleMethodContract.__subclasses__() if c.__name__.startswith("Test")}
+    assert tested == set(METHODS)
+
+
+class _FirstMember(EnsembleMethodContract):  # broken on purpose: not collected
+    method = "soft"
+
+    def combine(self, probas, weights=None):
+        return np.asarray(probas)[0]
+
+
+class _Unnormalised(EnsembleMethodContract):
+    method = "max"
+
+    def combine(self, probas, weights=None):
+        return np.asarray(probas).max(axis=0)
+
+
+class _VoteAsMember(EnsembleMethodContract):
+    method = "vote"  # claims to give one member's probabilities back, which vote does not
+
+
+def test_the_contract_fails_a_broken_method():
+    with pytest.raises(AssertionError):
+        _FirstMember().test_member_order_does_not_matter()
+    with pytest.raises(AssertionError):
+        _Unnormalised().test_rows_are_probabilities()
+    with pytest.raises(AssertionError):
+        _VoteAsMember().test_one_member_gives_its_prediction_back()

@@ -20,7 +20,7 @@ import yaml
 from features import FeatureStore
 from search.space import SearchSpace, expand_grid, make_searcher
 from search.spec import SweepSpec, load_spec
-from seqsweep.errors import ConfigError, InputError
+from seqsweep.errors import ConfigError, InputError, StoreError
 from trainables.cv import make_plan
 
 BASE = {
@@ -323,3 +323,38 @@ def test_train_fused_is_checked_and_a_fused_trial_runs(ray_session, synth_store,
     assert fits["fused"] is True and len(fits["fits"]) == 4
     assert all((Path(ckpt) / f["file"]).exists() for f in fits["fits"])
     assert np.isfinite(np.load(Path(ckpt) / "oof.npz")["proba"]).all()
+
+
+def test_the_spec_saves_and_loads_itself(tmp_path):
+    spec = spec_with(search__sampler="random", train={"fused": False, "optimizer": "adamw"},
+                     objective={"type": "mean_minus_std", "std_weight": 0.5}, ensemble={"methods": "soft,vote"})
+    spec = spec.with_overrides(storage=str(tmp_path / "runs"))
+    path = spec.save()
+    assert path == f"{spec.experiment_path}/sweep.json"
+    back = SweepSpec.load(spec.experiment_path)
+    assert back == spec.with_overrides(store=os.path.abspath("store"), storage=spec.storage_path)
+    assert back.source == "spec.yaml" and back.fused is False and back.train.fixed == {"optimizer": "adamw"}
+    assert back.models[0].params["lr"] == spec.models[0].params["lr"]
+    assert back.models[0].per_layer == spec.models[0].per_layer
+
+
+def test_a_sweep_json_written_before_the_spec_saved_itself_loads(tmp_path):
+    """The layout `search.sweep` wrote before `SweepSpec.save`: models by name only,
+    objective and std_weight at the top, fused beside train, no storage."""
+    folder = tmp_path / "runs" / "t"
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(json.dumps({
+        "name": "t", "store": "/data/store", "dataset": "synth", "feature_set": "mfcc27",
+        "metric": "accuracy", "objective": "mean_minus_std", "std_weight": 2.0, "cv": {"folds": 2, "seeds": 1},
+        "search": {"num_samples": 4, "max_concurrent": None, "sampler": "tpe", "seed": 3, "scheduler": "none",
+                   "grace_fits": None, "wilcoxon_p": 0.1},
+        "resources": {"cpus": 1.0, "gpus": 0.0}, "train": {"optimizer": "adamw"}, "fused": "auto",
+        "ensemble": {"top_k": 5, "methods": ["soft", "max"], "refit": "bag", "fit_weights": False},
+        "models": ["lstm", "knn"], "source": "examples/quick.yaml"}))
+    spec = SweepSpec.load(folder)
+    assert spec.metric == "accuracy" and spec.objective.type == "mean_minus_std" and spec.objective.std_weight == 2
+    assert [m.name for m in spec.models] == ["lstm", "knn"] and spec.search.seed == 3
+    assert spec.ensemble.methods == ("soft", "max") and spec.train.fixed == {"optimizer": "adamw"}
+    assert spec.experiment_path == str(folder) and spec.source == "examples/quick.yaml"
+    with pytest.raises(StoreError, match="sweep.json: a sweep's experiment folder must hold this file"):
+        SweepSpec.load(tmp_path)
