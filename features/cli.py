@@ -7,13 +7,11 @@ from pathlib import Path
 
 import click
 
+from features.extract import FEATURE_KINDS
+from features.importers import FORMATS
 from seqsweep.errors import SeqsweepError
 
 __all__ = ["features"]
-
-
-def _fail(exc: SeqsweepError) -> None:
-    raise click.ClickException(str(exc)) from exc
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
@@ -52,15 +50,12 @@ def synth(out_dir: Path, classes: int, clips: int, seconds: float, seed: int, to
     from features.synth import write_dataset
     from features.synth_tokens import write_token_dataset
 
-    try:
-        if tokens:
-            path = write_token_dataset(out_dir, classes=classes, sequences=clips, vocab=vocab, seed=seed)
-            click.echo(f"wrote {classes * clips} token sequences ({classes} classes x {clips}, "
-                       f"{vocab} chord ids) to {path}")
-            return
-        paths = write_dataset(out_dir, classes=classes, clips=clips, seconds=seconds, seed=seed)
-    except SeqsweepError as exc:
-        _fail(exc)
+    if tokens:
+        path = write_token_dataset(out_dir, classes=classes, sequences=clips, vocab=vocab, seed=seed)
+        click.echo(f"wrote {classes * clips} token sequences ({classes} classes x {clips}, "
+                   f"{vocab} chord ids) to {path}")
+        return
+    paths = write_dataset(out_dir, classes=classes, clips=clips, seconds=seconds, seed=seed)
     click.echo(f"wrote {len(paths)} clips ({classes} classes x {clips}, {seconds:g} s) to {out_dir}")
 
 
@@ -69,7 +64,7 @@ def synth(out_dir: Path, classes: int, clips: int, seconds: float, seed: int, to
 @click.option("--store", required=True, help="Store root: a folder, or a URI pyarrow opens (s3://...).")
 @click.option("--dataset", required=True, help="Dataset name inside the store.")
 @click.option("--feature-set", "kind", default="mfcc27", show_default=True,
-              type=click.Choice(["mfcc27", "mel128", "chroma12", "wave"]), help="What each frame holds.")
+              type=click.Choice(list(FEATURE_KINDS)), help="What each frame holds.")
 @click.option("--beat-sync", is_flag=True, help="Average frames between detected beats (own feature set).")
 @click.option("--segment-seconds", type=float, default=None,
               help="Cut each clip into segments of this many seconds; segments keep their clip as group.")
@@ -91,13 +86,10 @@ def extract(source: Path, store: str, dataset: str, kind: str, beat_sync: bool, 
     from features.extract import FeatureSpec
     from features.runner import extract_audio
 
-    try:
-        spec = FeatureSpec.create(kind, beat_sync=beat_sync, segment_seconds=segment_seconds,
-                                  **_parse_params(params))
-        summary = extract_audio(source, store=store, dataset=dataset, spec=spec, test_size=test_size,
-                                seed=seed, use_ray=not no_ray, address=address, progress=True)
-    except SeqsweepError as exc:
-        _fail(exc)
+    spec = FeatureSpec.create(kind, beat_sync=beat_sync, segment_seconds=segment_seconds,
+                              **_parse_params(params))
+    summary = extract_audio(source, store=store, dataset=dataset, spec=spec, test_size=test_size,
+                            seed=seed, use_ray=not no_ray, address=address, progress=True)
     click.echo(str(summary))
     if summary.clips_total == 0:
         sys.exit(1)
@@ -107,7 +99,7 @@ def extract(source: Path, store: str, dataset: str, kind: str, beat_sync: bool, 
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--store", required=True, help="Store root: a folder, or a URI pyarrow opens.")
 @click.option("--dataset", required=True, help="Dataset name inside the store.")
-@click.option("--format", "fmt", type=click.Choice(["pickle", "ts", "csv"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
               help="Source format (default: from each file's extension).")
 @click.option("--feature-set", default="raw", show_default=True, help="Name the imported sequences land under.")
 @click.option("--test-size", default=0.2, show_default=True,
@@ -132,14 +124,11 @@ def import_(files: tuple[Path, ...], store: str, dataset: str, fmt: str | None, 
     Sequences of whole numbers, one per step (chord ids), become a token feature set: the
     values seen in the train split get dense ids (0 = unknown) and the models embed them.
     """
-    from features.runner import import_files
+    from features.sequence_import import import_files
 
-    try:
-        summary = import_files(files, store=store, dataset=dataset, format=fmt, feature_set=feature_set,
-                               test_size=test_size, seed=seed, tokens=tokens, group_column=group_column,
-                               groups=list(groups) or None)
-    except SeqsweepError as exc:
-        _fail(exc)
+    summary = import_files(files, store=store, dataset=dataset, format=fmt, feature_set=feature_set,
+                           test_size=test_size, seed=seed, tokens=tokens, group_column=group_column,
+                           groups=list(groups) or None)
     click.echo(str(summary))
     if summary.clips_total == 0:
         sys.exit(1)
@@ -160,7 +149,7 @@ def info(store: str, dataset: str | None) -> None:
     for name in names:
         sets = fs.feature_sets(name)
         if not sets:
-            _fail(SeqsweepError(f"dataset {name!r}", f"must be one of {fs.datasets()} in {store}", name))
+            raise SeqsweepError(f"dataset {name!r}", f"must be one of {fs.datasets()} in {store}", name)
         for fset in sets:
             m = fs.manifest(name, fset)
             click.echo(f"{name}/{fset}  D={m['dim']}  clips={m['n_clips']}  frames={m['n_frames']}  "

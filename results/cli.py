@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import click
 
+from results.ensemble import METHODS
+from search.spec import ENSEMBLE_METHODS, REFITS
 from seqsweep.errors import SeqsweepError
-from seqsweep.layout import SPEC_FILE
 
 __all__ = ["results", "predict"]
 
 #: An experiment folder: a local path or a URI Ray Tune stored it at (file://, s3://, gs://);
 #: the commands check it exists and name what is missing.
 _DIR = click.STRING
+
+#: What each of `results.ensemble.METHODS` does, for ``--help``.
+_METHOD_NOTES = {
+    "soft": "mean probability",
+    "max": "per-class maximum",
+    "vote": "hard majority, ties by mean probability",
+    "weighted": "greedy selection, Caruana 2004",
+    "weighted_logloss": "weights fitted to out-of-fold log-loss",
+}
+_METHODS_HELP = ", ".join(f"{m} ({_METHOD_NOTES[m]})" for m in METHODS)
+#: the methods built only when asked for (``ensemble.fit_weights``)
+_IF_BUILT = ", ".join(m for m in METHODS if m not in ENSEMBLE_METHODS)
 
 
 @click.group()
@@ -27,12 +40,10 @@ def results() -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
               help="Ensemble the K best trials with status ok (default: the spec's ensemble.top_k, else 5).")
 @click.option("--methods", default=None, metavar="LIST",
-              help="Comma-separated among soft (mean probability), max (per-class maximum), vote (hard "
-                   "majority, ties by mean probability), weighted (greedy selection, Caruana 2004), "
-                   "weighted_logloss (weights fitted to out-of-fold log-loss). Default: the spec's.")
+              help=f"Comma-separated among {_METHODS_HELP}. Default: the spec's.")
 @click.option("--fit-weights/--no-fit-weights", default=None,
-              help="Also build weighted_logloss (default: the spec's ensemble.fit_weights).")
-@click.option("--refit", type=click.Choice(["bag", "full"]), default=None,
+              help=f"Also build {_IF_BUILT} (default: the spec's ensemble.fit_weights).")
+@click.option("--refit", type=click.Choice(list(REFITS)), default=None,
               help="How a member is deployed: bag = its CV fold models, averaged (what its out-of-fold "
                    "estimate describes; no training); full = refit on the whole train split with its CV "
                    "seeds. Default: the spec's ensemble.refit, else bag.")
@@ -52,11 +63,8 @@ def ensemble(directory: str, top_k: int | None, methods: str | None, fit_weights
     """
     from results.pipeline import finish_sweep
 
-    try:
-        summary = finish_sweep(directory, top_k=top_k, methods=methods, fit_weights=fit_weights,
-                               refit=refit, report=not no_report, echo=click.echo)
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = finish_sweep(directory, top_k=top_k, methods=methods, fit_weights=fit_weights,
+                           refit=refit, report=not no_report, echo=click.echo)
     click.echo(str(summary))
 
 
@@ -68,10 +76,7 @@ def report(directory: str) -> None:
     CV spread per top trial). The confusion matrices need `seqsweep results ensemble DIR`."""
     from results.report import write_report
 
-    try:
-        path = write_report(directory)
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
+    path = write_report(directory)
     click.echo(f"report: {path}")
 
 
@@ -82,17 +87,14 @@ def report(directory: str) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Show every trial.")
 def leaderboard(directory: str, top: int, show_all: bool) -> None:
     """Print the leaderboard of the sweep in DIR (DIR/leaderboard.csv), best first."""
-    import json
-
     from results.leaderboard import format_leaderboard, load_leaderboard
-    from seqsweep import storage
+    from search.spec import SweepSpec
 
+    board = load_leaderboard(directory)
     try:
-        board = load_leaderboard(directory)
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
-    spec = storage.read_bytes(storage.join(storage.resolve(directory), SPEC_FILE))
-    metric = json.loads(spec).get("metric", "balanced_accuracy") if spec else "balanced_accuracy"
+        metric = SweepSpec.load(directory).metric
+    except SeqsweepError:  # no sweep.json, or one that no longer checks
+        metric = "balanced_accuracy"
     click.echo(format_leaderboard(board, top=None if show_all else top, metric=metric))
 
 
@@ -100,7 +102,7 @@ def leaderboard(directory: str, top: int, show_all: bool) -> None:
 @click.argument("directory", metavar="DIR", type=_DIR)
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--method", default=None,
-              help="Which saved ensemble predicts: soft, max, vote, weighted (or weighted_logloss if built). "
+              help=f"Which saved ensemble predicts: {', '.join(ENSEMBLE_METHODS)} (or {_IF_BUILT} if built). "
                    "Default: the one chosen by its out-of-fold estimate (ensembles.csv's summary names it).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions as CSV here (default: print them).")
@@ -115,10 +117,7 @@ def predict(directory: str, inputs: tuple[str, ...], method: str | None, out: st
     """
     from results.predict import predict as run_predict
 
-    try:
-        frame = run_predict(directory, list(inputs), method=method, out=out)
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
+    frame = run_predict(directory, list(inputs), method=method, out=out)
     failed = int((frame["error"] != "").sum())
     if out is None:
         click.echo(frame.to_csv(index=False), nl=False)

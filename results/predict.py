@@ -142,7 +142,6 @@ def predict(
     """
     from features.extract import warm_up
     from features.worker import extract_clip
-    from search.leaderboard import write_csv_atomic
 
     saved = load_ensemble(experiment_dir)
     method = method or saved.best_method
@@ -193,5 +192,5 @@ def predict(
                          "error": errors.get(path, "not predicted")})
     frame = pd.DataFrame(rows, columns=["path", "predicted", *[f"prob_{n}" for n in saved.classes], "error"])
     if out is not None:
-        write_csv_atomic(frame, os.fspath(out))
+        storage.write_csv_atomic(frame, os.fspath(out))
     return frame

@@ -1,6 +1,7 @@
-"""`python -m search` is the `seqsweep` command."""
+"""`python -m search` is the `seqsweep` command: the spelling on a Ray cluster's nodes, where the
+repository is shipped with ``ray job submit --working-dir .`` and not installed."""
 
-from search.cli import main
+from seqsweep.cli import main
 
 if __name__ == "__main__":
     main()

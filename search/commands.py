@@ -2,77 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
-from seqsweep.errors import SeqsweepError
+__all__ = ["sweep_group"]
 
-__all__ = ["sweep"]
-
-#: What runs after a sweep: a later room (results), named here by string so that this
-#: room never imports it; the command line is where the rooms are put together.
-FINISH_SWEEP = "results.pipeline:finish_sweep"
-
-
-def _by_name(target: str):
-    import importlib
-
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+#: What runs after a sweep that ended ok: ``finish(experiment_dir, echo=...)`` returns what to
+#: print. The command line passes the results room's ensembles and report; this room never
+#: imports that later room.
+FinishSweep = Callable[..., object]
 
 
-@click.group()
-def sweep() -> None:
-    """Run a sweep from a YAML spec; see how one is doing."""
-
-
-@sweep.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
-@click.option("--resume", is_flag=True, help="Continue the sweep of this name whose driver stopped.")
-@click.option("--address", default=None, help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray).")
-@click.option("--dashboard-host", default="127.0.0.1", show_default=True,
-              help="Where a local Ray's dashboard listens; 0.0.0.0 exposes it to the network.")
-@click.option("--store", default=None, help="Override the spec's feature store root.")
-@click.option("--dataset", default=None, help="Override the spec's dataset.")
-@click.option("--feature-set", default=None, help="Override the spec's feature set.")
-@click.option("--num-samples", type=int, default=None, help="Override search.num_samples (trials).")
-@click.option("--storage", default=None, help="Override where experiments are written (a path or URI).")
-@click.option("--name", default=None, help="Override the experiment's name.")
-@click.option("--no-ensemble", is_flag=True, help="Skip the ensembles, the test scoring and the report at the end.")
-def run(config: str, resume: bool, address: str | None, dashboard_host: str, store: str | None,
-        dataset: str | None, feature_set: str | None, num_samples: int | None, storage: str | None,
-        name: str | None, no_ensemble: bool) -> None:
-    """Run the sweep CONFIG describes: Optuna samples configurations, Ray Tune runs them,
-    each scored by repeated-seed cross-validation on the train split.
-
-    Writes <storage>/<name>/leaderboard.csv and leaderboard_folds.csv as trials finish;
-    at the end builds the ensembles of the top trials, deploys each member (its bag of CV
-    fold models by default), scores them once on the held-out test split (ensembles.csv)
-    and writes the report.
-    """
-    from search.spec import load_spec
-    from search.sweep import run_sweep
-
-    try:
-        spec = load_spec(config, store=store, dataset=dataset, feature_set=feature_set,
-                         num_samples=num_samples, storage=storage, name=name)
-        outcome = run_sweep(spec, resume=resume, address=address, dashboard_host=dashboard_host,
-                            echo=click.echo)
-        click.echo(str(outcome))
-        if not no_ensemble and outcome.ok:
-            finish_sweep = _by_name(FINISH_SWEEP)
-            click.echo(str(finish_sweep(outcome.experiment_dir, echo=click.echo)))
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@sweep.command()
+@click.command()
 @click.argument("directory")
 def status(directory: str) -> None:
     """Trials done, running and failed in the experiment DIRECTORY (a path, or a URI such as
     s3://bucket/runs/quick), and the best so far."""
     from search.status import sweep_status
 
-    try:
-        click.echo(sweep_status(directory))
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
+    click.echo(sweep_status(directory))
+
+
+def sweep_group(finish: FinishSweep) -> click.Group:
+    """The ``sweep`` command group, whose ``run`` calls ``finish`` at the end (unless
+    ``--no-ensemble``)."""
+
+    @click.group()
+    def sweep() -> None:
+        """Run a sweep from a YAML spec; see how one is doing."""
+
+    @sweep.command()
+    @click.argument("config", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--resume", is_flag=True, help="Continue the sweep of this name whose driver stopped.")
+    @click.option("--address", default=None, help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray).")
+    @click.option("--dashboard-host", default="127.0.0.1", show_default=True,
+                  help="Where a local Ray's dashboard listens; 0.0.0.0 exposes it to the network.")
+    @click.option("--store", default=None, help="Override the spec's feature store root.")
+    @click.option("--dataset", default=None, help="Override the spec's dataset.")
+    @click.option("--feature-set", default=None, help="Override the spec's feature set.")
+    @click.option("--num-samples", type=int, default=None, help="Override search.num_samples (trials).")
+    @click.option("--storage", default=None, help="Override where experiments are written (a path or URI).")
+    @click.option("--name", default=None, help="Override the experiment's name.")
+    @click.option("--no-ensemble", is_flag=True,
+                  help="Skip the ensembles, the test scoring and the report at the end.")
+    def run(config: str, resume: bool, address: str | None, dashboard_host: str, store: str | None,
+            dataset: str | None, feature_set: str | None, num_samples: int | None, storage: str | None,
+            name: str | None, no_ensemble: bool) -> None:
+        """Run the sweep CONFIG describes: Optuna samples configurations, Ray Tune runs them,
+        each scored by repeated-seed cross-validation on the train split.
+
+        Writes <storage>/<name>/leaderboard.csv and leaderboard_folds.csv as trials finish;
+        at the end builds the ensembles of the top trials, deploys each member (its bag of CV
+        fold models by default), scores them once on the held-out test split (ensembles.csv)
+        and writes the report.
+        """
+        from search.spec import load_spec
+        from search.sweep import run_sweep
+
+        spec = load_spec(config, store=store, dataset=dataset, feature_set=feature_set,
+                         num_samples=num_samples, storage=storage, name=name)
+        outcome = run_sweep(spec, resume=resume, address=address, dashboard_host=dashboard_host,
+                            echo=click.echo)
+        click.echo(str(outcome))
+        if not no_ensemble and outcome.ok:
+            click.echo(str(finish(outcome.experiment_dir, echo=click.echo)))
+
+    sweep.add_command(status)
+    return sweep

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from search.leaderboard import read_leaderboard
+from search.spec import SweepSpec
 from seqsweep import storage
-from seqsweep.errors import StoreError
-from seqsweep.layout import LEADERBOARD, SPEC_FILE
+from seqsweep.errors import SeqsweepError, StoreError
+from seqsweep.layout import LEADERBOARD
 
 __all__ = ["sweep_status"]
 
@@ -20,8 +19,10 @@ def sweep_status(directory: str) -> str:
         raise StoreError(directory, f"a sweep's experiment folder holds {LEADERBOARD}",
                          "no leaderboard (is this <storage>/<name>?)")
     board = read_leaderboard(directory)
-    spec = storage.read_bytes(storage.join(directory, SPEC_FILE))
-    planned = json.loads(spec)["search"]["num_samples"] if spec else None
+    try:
+        planned = SweepSpec.load(directory).search.num_samples
+    except SeqsweepError:  # no sweep.json, or one that no longer checks: the count is left out
+        planned = None
     counts = board["status"].value_counts().to_dict()
     order = ["ok", "running", "pruned", "failed", "error"]
     parts = [f"{counts.get(s, 0)} {s}" for s in order if counts.get(s, 0)]

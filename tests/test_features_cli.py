@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from features import FeatureStore, import_files
-from search.cli import main
+from seqsweep.cli import main
 
 
 def run(*args: str):
@@ -21,8 +21,9 @@ def run(*args: str):
 
 
 def test_help_lists_the_rooms_and_python_m_search_works():
-    out = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True, text=True, check=True)
-    assert "features" in out.stdout
+    for package in ("search", "seqsweep"):  # `python -m search` is the spelling on a cluster's nodes
+        out = subprocess.run([sys.executable, "-m", package, "--help"], capture_output=True, text=True, check=True)
+        assert "features" in out.stdout
     assert "--segment-seconds" in run("features", "extract", "--help").output
 
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 import results.deploy
-from search.cli import main
 from search.spec import SweepSpec
+from seqsweep.cli import main
 from seqsweep.errors import ConfigError, StoreError
 from trainables.metrics import METRICS
 
@@ -121,6 +121,7 @@ def test_each_member_and_ensemble_is_scored_on_test_exactly_once(finished):
 def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finished):
     from results.deploy import load_split
     from results.ensemble import combine
+    from results.experiment import load_experiment
     from results.predict import load_ensemble
 
     folder = experiment / "ensemble"
@@ -137,7 +138,7 @@ def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finish
     assert {Path(f).suffix for f in files} == {".pt", ".npz"}  # no pickle: loading runs no code
 
     saved = load_ensemble(experiment)  # the weights read back from disk
-    test = load_split(info, "test")
+    test = load_split(load_experiment(experiment).spec, "test")
     with np.load(folder / "test_predictions.npz") as data:
         assert list(data["clip_ids"]) == list(test.clip_ids)
         member = {t: saved.members[t].predict_proba(test) for t in data["member_ids"]}
@@ -160,9 +161,8 @@ def test_a_bagged_member_predicts_the_mean_of_its_fold_models(experiment, finish
     from trainables import predict_proba, split_flat_config
     from trainables.saved import weights_from_bytes
 
-    info = json.loads((experiment / "ensemble" / "ensemble.json").read_text())
-    test = load_split(info, "test")
     exp = load_experiment(experiment)
+    test = load_split(exp.spec, "test")
     with np.load(experiment / "ensemble" / "test_predictions.npz") as data:
         saved = dict(zip(data["member_ids"], data["member_proba"]))
     for row in exp.ok_trials().head(2).to_dict("records"):

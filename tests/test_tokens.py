@@ -23,7 +23,7 @@ from features.importers import GroupFile, read_pickle, read_table, track_of
 from features.sequences import SequenceSet
 from features.synth_tokens import PAD, make_token_sequences, write_token_dataset
 from features.tokens import UNKNOWN_ID, TokenVocab, looks_like_tokens
-from search.cli import main
+from seqsweep.cli import main
 from seqsweep.errors import ConfigError, InputError, StoreError
 from trainables import build_model, fit, predict_proba
 from trainables.classic import (

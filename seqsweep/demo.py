@@ -21,11 +21,15 @@ from seqsweep.layout import REPORT_FILE
 
 __all__ = ["demo", "demo_spec", "run_demo"]
 
+#: the demo's dataset in its store, and the feature set (a default `FeatureSpec` of this kind)
+_DATASET = "synth"
+_FEATURES = "mfcc27"
+
 
 def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
     """The demo's sweep: five families, 3 folds x 2 seeds, TPE, top-5 ensembles."""
     return {
-        "name": "demo", "store": str(out / "store"), "dataset": "synth", "feature_set": "mfcc27",
+        "name": "demo", "store": str(out / "store"), "dataset": _DATASET, "feature_set": _FEATURES,
         "metric": "balanced_accuracy", "objective": "mean",
         "cv": {"folds": 3, "seeds": 2},
         "search": {"num_samples": trials, "sampler": "tpe", "seed": 0},
@@ -68,22 +72,23 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
     write_dataset(out / "audio", classes=classes, clips=clips, seconds=seconds, seed=0)
     ensure_ray()  # started once here; the sweep prints the dashboard's address
 
-    echo(f"[2/4] features: mfcc27 (13 MFCC + 12 chroma + centroid + rolloff) as Ray tasks -> {out / 'store'}")
-    summary = extract_audio(out / "audio", store=out / "store", dataset="synth", spec=FeatureSpec.create("mfcc27"))
+    echo(f"[2/4] features: {_FEATURES} (13 MFCC + 12 chroma + centroid + rolloff) as Ray tasks -> {out / 'store'}")
+    summary = extract_audio(out / "audio", store=out / "store", dataset=_DATASET, spec=FeatureSpec.create(_FEATURES))
     echo("      " + str(summary).replace("\n", "\n      "))
 
-    echo(f"[3/4] sweep: {trials} trials over lstm, cnn, wavenet, knn, random_forest; "
+    echo(f"[3/4] sweep: {trials} trials over {', '.join(m.name for m in spec.models)}; "
          f"each scored by {spec.cv.folds}-fold CV x {spec.cv.seeds} seeds")
     outcome = run_sweep(spec, verbose=1, echo=lambda text: echo("      " + text))
     echo("      " + str(outcome).replace("\n", "\n      "))
 
-    echo("[4/4] ensembles of the top 5 (each member its bag of CV fold models), scored once on the test split")
+    echo(f"[4/4] ensembles of the top {spec.ensemble.top_k} (each member its bag of CV fold models), "
+         "scored once on the test split")
     finished = finish_sweep(outcome.experiment_dir, echo=lambda text: echo("      " + text))
 
     exp = Path(outcome.experiment_dir)
     echo("")
-    echo("Leaderboard (top 5; mean ± std over every seed and fold):")
-    echo(format_leaderboard(load_leaderboard(exp), top=5, metric=spec.metric))
+    echo(f"Leaderboard (top {spec.ensemble.top_k}; mean ± std over every seed and fold):")
+    echo(format_leaderboard(load_leaderboard(exp), top=spec.ensemble.top_k, metric=spec.metric))
     echo("")
     echo(str(finished))
     paths = {
@@ -109,7 +114,4 @@ def demo(out: Path, trials: int) -> None:
     """Run seqsweep end to end on synthetic audio on a local Ray instance: audio -> feature
     store -> sweep (LSTM, CNN, WaveNet, kNN, random forest; repeated-seed CV) -> ensembles
     -> leaderboard CSVs and report. About 2 minutes on 2 cores."""
-    try:
-        run_demo(out, trials=trials)
-    except SeqsweepError as exc:
-        raise click.ClickException(str(exc)) from exc
+    run_demo(out, trials=trials)
