@@ -1,7 +1,7 @@
 """`SourceContract`: what every source reader must do, written once as tests.
 
 Each reader (`features.importers.read_pickle`, ``read_ts``, ``read_table``) gets a test
-class in ``tests/test_importers.py`` that subclasses `SourceContract` and says how to write
+class in ``tests/features/test_importers.py`` that subclasses `SourceContract` and says how to write
 a file of its format; the contract's ``test_*`` methods then run against that reader, so
 every format is held to the same rules (Optuna does the same for its samplers in
 ``optuna/testing/pytest_samplers.py``). A new reader subclasses it too.

@@ -23,7 +23,7 @@ batch is shorter than the others' is padded with copies of its own rows, which c
 loss weight and which batch norm leaves out, so the padding changes nothing. What does
 differ from the sequential fit: the dropout masks (drawn from one stream for the whole
 stack), and float rounding. Without dropout a fused replica follows its sequential twin to
-float tolerance; with it, the two are statistically the same (tests/test_fused.py).
+float tolerance; with it, the two are statistically the same (tests/trainables/test_fused.py).
 
 `use_fused` says where fusing pays on the device at hand, from benchmarks/fused_fits.py.
 """
