@@ -25,7 +25,6 @@ from features.store import FeatureSetWriter, FeatureStore
 from features.tokens import UNKNOWN_ID, TokenVocab, check_tokens, looks_like_tokens
 from seqsweep.errors import ConfigError, InputError, SeqsweepError
 
-IMPORT_FORMATS = tuple(FORMATS)
 """The ``format=`` names `import_files` takes: those `features.importers.read_source` reads."""
 
 __all__ = ["import_files"]
@@ -160,8 +159,8 @@ def import_files(
     StoreError : ``tokens`` contradicts an existing feature set.
     """
     check_fraction(test_size)
-    if format is not None and format not in IMPORT_FORMATS:
-        raise ConfigError("format", f"must be one of {list(IMPORT_FORMATS)}", format)
+    if format is not None and format not in FORMATS:
+        raise ConfigError("format", f"must be one of {list(FORMATS)}", format)
     started = time.perf_counter()
     files = [Path(f) for f in files]
     group_files = _group_files(files, groups)

@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from results.experiment import read_csv_ids
-from search.leaderboard import rank_rows
+from search.ranking import rank_rows
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import LEADERBOARD

@@ -8,72 +8,31 @@ Two CSVs in the experiment folder, readable by pandas with no post-processing:
 * ``leaderboard_folds.csv``: one row per (trial, seed, fold).
 
 `LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files after
-every result, from rows it keeps in memory (and reloads on ``--resume``).
+every result, from rows it keeps in memory (and reloads on ``--resume``); the table's
+columns and ranking are `search.ranking`'s.
 Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials
 that the DESIGN's leaderboard contract describes.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 import pandas as pd
 from ray.tune import Callback
 
+from search.ranking import FOLD_COLUMNS, SCORES, rank_rows, read_csv
 from seqsweep.layout import FOLDS, LEADERBOARD
-from seqsweep.storage import read_bytes, write_csv_atomic
+from seqsweep.storage import write_csv_atomic
 from trainables.metrics import METRICS
+from trainables.registry import split_flat_config
+from trainables.trial import flat_config
 
-__all__ = ["LiveLeaderboard", "rank_rows", "read_leaderboard"]
-
-_FIRST = ["rank", "trial_id", "status", "model"]
-_SCORES = ["objective", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")],
-           "n_params", "train_seconds", "seeds", "folds", "fits_done", "error"]
-_FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", *METRICS, "seconds", "best_epoch"]
-
-
-def _read_csv(path: str) -> pd.DataFrame | None:
-    data = read_bytes(path)
-    # trial ids are hex strings: one made of digits only ("14986905") must stay a string
-    return None if data is None else pd.read_csv(io.BytesIO(data), dtype={"trial_id": str})
-
-
-def read_leaderboard(experiment_dir: str) -> pd.DataFrame:
-    """``leaderboard.csv`` of an experiment folder (empty frame if there is none yet)."""
-    frame = _read_csv(f"{experiment_dir.rstrip('/')}/{LEADERBOARD}")
-    return pd.DataFrame(columns=_FIRST + _SCORES) if frame is None else frame
-
-
-def rank_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows -> a frame, columns in a stable order (identity, hyperparameters sorted, scores).
-
-    Only finished trials (status ``ok``) are ranked: by objective, best first, rank 1..n.
-    Every other trial (running, pruned by a scheduler, failed, error) follows, unranked
-    (empty ``rank``), by objective and then id: a partial or failed score is not comparable.
-    """
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=_FIRST + _SCORES)
-    for col in _SCORES:
-        if col not in frame:
-            frame[col] = math.nan if col != "error" else ""
-    finished = frame["status"] == "ok"
-    frame = frame.assign(_unranked=~finished).sort_values(
-        ["_unranked", "objective", "trial_id"], ascending=[True, False, True], na_position="last", kind="stable",
-    ).drop(columns="_unranked").reset_index(drop=True)
-    n_ok = int(finished.sum())
-    frame["rank"] = pd.array(list(range(1, n_ok + 1)) + [None] * (len(frame) - n_ok), dtype="Int64")
-    params = sorted(c for c in frame.columns if c not in _FIRST and c not in _SCORES)
-    return frame[_FIRST + params + _SCORES]
-
+__all__ = ["LiveLeaderboard"]
 
 def _hyperparameters(config: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
     """Every effective hyperparameter of a trial (sampled, fixed and defaults) as flat columns."""
-    from trainables import split_flat_config
-    from trainables.trial import flat_config
-
     try:
         _, model_config, train_config = split_flat_config(flat_config(config, train))
     except Exception:  # a config the model refused: show what was sampled
@@ -111,14 +70,14 @@ class LiveLeaderboard(Callback):
         self.__init__(state.pop("experiment_dir"), **state)
 
     def _load_existing(self) -> None:
-        board = _read_csv(f"{self.experiment_dir}/{LEADERBOARD}")
+        board = read_csv(f"{self.experiment_dir}/{LEADERBOARD}")
         if board is not None:
             for row in board.to_dict("records"):
                 row = {k: ("" if k == "error" and isinstance(v, float) and math.isnan(v) else v)
                        for k, v in row.items()}
                 row.pop("rank", None)  # recomputed from the statuses on every write
                 self.rows[str(row["trial_id"])] = row
-        folds = _read_csv(f"{self.experiment_dir}/{FOLDS}")
+        folds = read_csv(f"{self.experiment_dir}/{FOLDS}")
         if folds is not None:
             for row in folds.to_dict("records"):
                 self.fold_rows[(str(row["trial_id"]), int(row["seed"]), int(row["fold"]))] = row
@@ -164,7 +123,7 @@ class LiveLeaderboard(Callback):
         row = self.rows.get(tid) or {"trial_id": tid, "model": config.get("model"),
                                      **_hyperparameters(config, self.train)}
         row.update(seeds=self.seeds, folds=self.folds)
-        for key in _SCORES:
+        for key in SCORES:
             if key in result:
                 row[key] = result[key]
         if "status" in result:
@@ -181,6 +140,6 @@ class LiveLeaderboard(Callback):
 
     def write(self) -> None:
         write_csv_atomic(rank_rows(list(self.rows.values())), f"{self.experiment_dir}/{LEADERBOARD}")
-        folds = pd.DataFrame(list(self.fold_rows.values()), columns=_FOLD_COLUMNS)
+        folds = pd.DataFrame(list(self.fold_rows.values()), columns=FOLD_COLUMNS)
         folds = folds.sort_values(["trial_id", "seed", "fold"], kind="stable")
         write_csv_atomic(folds, f"{self.experiment_dir}/{FOLDS}")

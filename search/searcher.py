@@ -34,6 +34,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from seqsweep.layout import OPTUNA_LOG
+from seqsweep.storage import join, write_bytes_atomic
 
 __all__ = ["TruthfulOptunaSearch", "optuna_state", "journal_path", "journal_storage", "upload_journal",
            "close_orphans"]
@@ -149,8 +150,6 @@ def journal_storage(experiment_dir: str):
 def upload_journal(experiment_dir: str) -> None:
     """Copy a local journal kept for an object-store experiment into its folder (no-op for a
     local experiment, whose journal is already there)."""
-    from seqsweep.storage import join, write_bytes_atomic
-
     path = journal_path(experiment_dir)
     if "://" in experiment_dir and not experiment_dir.startswith("file://") and os.path.exists(path):
         with open(path, "rb") as fh:

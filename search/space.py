@@ -15,7 +15,8 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
-from search.spec import ModelSpace, Param, SweepSpec
+from search.ranges import ModelSpace, Param
+from search.spec import SweepSpec
 from trainables.configs import DEFAULT_EMBEDDING_RANGE, MODEL_CONFIGS
 
 __all__ = ["SearchSpace", "expand_grid", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]

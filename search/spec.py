@@ -6,16 +6,7 @@ model families are searched and over what ranges (``models``), what each trial g
 (``train``, ``resources``), where results go (``storage``) and how ensembles are built
 (``ensemble``). Each section is a frozen pydantic model whose fields state its rules;
 every error is a `ConfigError` naming the file, the key, the rule and the value found.
-
-A hyperparameter under ``models.<family>`` is written one of three ways::
-
-    dropout: 0.2                             # fixed
-    batch_size: [16, 32, 64]                 # a choice among values
-    lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a range (int if both ends are ints)
-
-For the per-layer fields (the LSTM's ``units``, the CNNs' ``filters``) the range is
-sampled once per layer, each layer its own parameter (``units_0``, ``units_1``, ...),
-with the layer count (``num_layers`` / ``num_blocks``) a parameter of its own.
+How a model family's ranges are written (``models``) is `search.ranges`' part.
 
 The spec saves itself beside the results (`SweepSpec.save`, ``sweep.json``, in the YAML's
 own layout) and `SweepSpec.load` reads it back.
@@ -25,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,7 +24,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     PlainValidator,
     PrivateAttr,
     ValidationError,
@@ -42,29 +31,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from search.checks import (
-    Flag,
-    Float,
-    Int,
-    Number,
-    Section,
-    as_number,
-    broken,
-    config_error,
-    one_of,
-    prefix_of,
-)
+from search.checks import Section, prefix_of
+from search.ranges import Models
 from seqsweep import storage
+from seqsweep.checks import PlainFloat, PlainInt, broken, config_error, dotted, one_of
 from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import SPEC_FILE
-from trainables.configs import MODEL_CONFIGS, TrainConfig
+from trainables.configs import TrainConfig
 from trainables.metrics import METRICS
 
 __all__ = [
-    "Param",
-    "ModelSpace",
     "ObjectiveSpec",
     "CVSpec",
     "SearchSpec",
@@ -95,173 +72,26 @@ _REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "e
                  "name", "store", "dataset", "feature_set", "metric", "storage")
 
 
-
-# ---- hyperparameter ranges ------------------------------------------------------------------
-class Range(Section):
-    """``{low, high, log, step}``: an int range if both ends are ints, else a float range."""
-
-    low: Number
-    high: Number
-    log: Flag = False
-    step: Any = None  # >= 0, of the range's kind: checked with the ends
-
-    @property
-    def kind(self) -> type:
-        return int if all(isinstance(v, int) for v in (self.low, self.high)) else float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Range:
-        low, high = self.kind(self.low), self.kind(self.high)
-        if not low < high:
-            raise broken("a range needs low < high", f"low={low}, high={high}")
-        if self.log and low <= 0:
-            raise broken("must be > 0 on a log scale", low, at="low")
-        if self.step is not None:
-            try:
-                step = as_number(self.step, self.kind)
-            except PydanticCustomError as exc:
-                raise broken(exc.context["rule"], exc.context["value"], at="step") from None
-            if step < 0:
-                raise broken("must be >= 0", step, at="step")
-            if self.log:
-                raise broken("cannot be combined with log: true", step, at="step")
-        return self
+def _reported_first(error: Any) -> int:
+    """The rank of a broken key in `_REPORT_ORDER` (a key not listed comes first)."""
+    loc = error["loc"]
+    return _REPORT_ORDER.index(loc[0]) if loc and loc[0] in _REPORT_ORDER else -1
 
 
-@dataclass(frozen=True)
-class Param:
-    """One hyperparameter: ``fixed`` (``value``), ``choice`` (``choices``), or a
-    ``int``/``float`` range from ``low`` to ``high`` (``log`` scale, optional ``step``)."""
-
-    kind: str
-    value: Any = None
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-
-    @classmethod
-    def parse(cls, where: str, raw: Any) -> Param:
-        if isinstance(raw, list):
-            if not raw:
-                raise ConfigError(where, "a list of choices needs at least one value", raw)
-            if any(isinstance(v, (dict, list)) for v in raw):
-                raise ConfigError(where, "choices must be plain values (numbers, strings, booleans)", raw)
-            return cls("choice", choices=tuple(raw))
-        if isinstance(raw, dict):
-            try:
-                r = Range.model_validate(raw)
-            except ValidationError as exc:
-                raise config_error(exc, base=where) from None
-            kind = r.kind
-            return cls(kind.__name__, low=kind(r.low), high=kind(r.high), log=r.log,
-                       step=None if r.step is None else kind(r.step))
-        return cls("fixed", value=raw)
-
-    def raw(self) -> Any:
-        """The YAML form `parse` reads."""
-        if self.kind == "fixed":
-            return self.value
-        if self.kind == "choice":
-            return list(self.choices)
-        return {"low": self.low, "high": self.high, "log": self.log,
-                **({} if self.step is None else {"step": self.step})}
-
-    def suggest(self, trial: Any, name: str) -> Any:
-        """Ask an Optuna trial for this parameter under ``name``."""
-        if self.kind == "fixed":
-            return self.value
-        if self.kind == "choice":
-            return trial.suggest_categorical(name, list(self.choices))
-        if self.kind == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
-        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
-
-    def grid_values(self, where: str) -> list:
-        if self.kind == "fixed":
-            return [self.value]
-        if self.kind == "choice":
-            return list(self.choices)
-        if self.kind == "int" and not self.log:
-            step = int(self.step or 1)
-            return list(range(int(self.low), int(self.high) + 1, step))
-        raise ConfigError(where, "the grid sampler needs fixed values, lists of choices or integer ranges",
-                          f"a {'log-scale ' if self.log else ''}{self.kind} range")
-
-
-@dataclass(frozen=True)
-class ModelSpace:
-    """One model family's search space: its parameters, and per-layer ranges. The keys a
-    family takes are its config's (`trainables.configs.MODEL_CONFIGS`) and `TrainConfig`'s."""
-
-    name: str
-    params: dict  # flat key -> Param
-    per_layer: dict  # sequence field (units, filters) -> (count key, Param)
-
-    @classmethod
-    def parse(cls, where: str, name: str, raw: Any) -> ModelSpace:
-        if name not in MODEL_CONFIGS:
-            raise ConfigError(where, f"model family must be one of {list(MODEL_CONFIGS)}", name)
-        config_cls = MODEL_CONFIGS[name]
-        raw = {} if raw is None else raw
-        if not isinstance(raw, dict):
-            raise ConfigError(where, "must map hyperparameter names to values, lists or ranges", raw)
-        sequence_fields = dict(config_cls.sequence_fields)
-        allowed = sorted(set(config_cls.flat_key_names()) | set(TrainConfig.flat_key_names())
-                         | set(sequence_fields))
-        params, per_layer = {}, {}
-        for key, value in raw.items():
-            at = f"{where}.{key}"
-            if key in sequence_fields:
-                per_layer[key] = (sequence_fields[key], Param.parse(at, value))
-            elif config_cls.is_flat_key(key) or TrainConfig.is_flat_key(key):
-                params[key] = Param.parse(at, value)
-            else:
-                raise ConfigError(at, f"is not a hyperparameter of {name!r}; allowed: {allowed}", key)
-        for seq, count_key in sequence_fields.items():
-            if count_key in params and seq not in per_layer:
-                raise ConfigError(f"{where}.{seq}", f"is needed when {count_key!r} is searched", None)
-        return cls(name, params, per_layer)
-
-    def raw(self) -> dict[str, Any]:
-        """The YAML form `parse` reads."""
-        return {**{k: p.raw() for k, p in self.params.items()},
-                **{seq: p.raw() for seq, (_, p) in self.per_layer.items()}}
-
-    def all_params(self) -> list[tuple[str, Param]]:
-        """Every (key, Param): the flat ones, then the per-layer ones."""
-        return [*self.params.items(), *((seq, p) for seq, (_, p) in self.per_layer.items())]
-
-
-def _model_spaces(raw: Any, info: ValidationInfo) -> tuple[ModelSpace, ...]:
-    if isinstance(raw, tuple) and all(isinstance(m, ModelSpace) for m in raw):
-        return raw
-    where = f"{prefix_of(info)}models"
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(where, f"must map one or more model families ({list(MODEL_CONFIGS)}) "
-                                 "to their search ranges", raw)
-    return tuple(ModelSpace.parse(f"{where}.{n}", n, r) for n, r in raw.items())
-
-
-Models = Annotated[tuple[ModelSpace, ...], PlainValidator(_model_spaces),
-                   PlainSerializer(lambda models: {m.name: m.raw() for m in models})]
-
-
-# ---- the other sections ---------------------------------------------------------------------
+# ---- the sections -----------------------------------------------------------------------------
 class ObjectiveSpec(Section):
     """``objective``: what a trial maximises over its (seed, fold) scores: their ``mean``, or
     ``mean_minus_std`` (``{type: mean_minus_std, std_weight: w}``: mean - w * std)."""
 
     type: Literal[OBJECTIVES]
-    std_weight: Float = Field(1.0, ge=0)
+    std_weight: PlainFloat = Field(1.0, ge=0)
 
 
 class CVSpec(Section):
     """``folds`` stratified, group-aware folds of the train split, repeated for ``seeds`` seeds."""
 
-    folds: Int = Field(5, ge=2)
-    seeds: Int = Field(3, ge=1)
+    folds: PlainInt = Field(5, ge=2)
+    seeds: PlainInt = Field(3, ge=1)
 
     @property
     def fits(self) -> int:
@@ -269,15 +99,15 @@ class CVSpec(Section):
 
 
 class SearchSpec(Section):
-    num_samples: Int = Field(20, ge=1)
-    max_concurrent: Int | None = Field(None, ge=1)
+    num_samples: PlainInt = Field(20, ge=1)
+    max_concurrent: PlainInt | None = Field(None, ge=1)
     sampler: one_of(SAMPLERS) = "tpe"
-    seed: Int = Field(0, ge=0)
+    seed: PlainInt = Field(0, ge=0)
     scheduler: one_of(SCHEDULERS) = "none"
     #: asha / wilcoxon: fits a trial always gets (default: one seed's folds); <= cv's fits
-    grace_fits: Int | None = Field(None, ge=1)
+    grace_fits: PlainInt | None = Field(None, ge=1)
     #: wilcoxon: stop when the paired one-sided p-value is below this
-    wilcoxon_p: Float = Field(0.1, ge=0, le=1)
+    wilcoxon_p: PlainFloat = Field(0.1, ge=0, le=1)
 
 
 class TrainSpec(Section):
@@ -305,8 +135,8 @@ class TrainSpec(Section):
 
 
 class ResourceSpec(Section):
-    cpus: Float = Field(1.0, ge=0.01)
-    gpus: Float = Field(0.0, ge=0)
+    cpus: PlainFloat = Field(1.0, ge=0.01)
+    gpus: PlainFloat = Field(0.0, ge=0)
 
     @field_validator("gpus")
     @classmethod
@@ -317,7 +147,7 @@ class ResourceSpec(Section):
 
 
 class EnsembleSpec(Section):
-    top_k: Int = Field(5, ge=1)
+    top_k: PlainInt = Field(5, ge=1)
     methods: tuple[one_of(ENSEMBLE_METHODS), ...] = ENSEMBLE_METHODS  # or "soft,max"
     refit: one_of(REFITS) = "bag"  # bag: deploy each member's CV fold models; full: refit on all train rows
     fit_weights: Annotated[bool, PlainValidator(bool)] = False
@@ -393,7 +223,7 @@ class SweepSpec(Section):
         try:
             spec = cls.model_validate(data, context={"source": source})
         except ValidationError as exc:
-            raise config_error(exc, pre=f"{source}: " if source else "", order=_REPORT_ORDER) from None
+            raise config_error(exc, where=dotted(pre=f"{source}: " if source else ""), first=_reported_first) from None
         spec._source = source
         return spec
 

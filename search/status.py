@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search.leaderboard import read_leaderboard
+from search.ranking import read_leaderboard
 from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import SeqsweepError, StoreError

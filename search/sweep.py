@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.store import FeatureStore
-from search.leaderboard import LiveLeaderboard, read_leaderboard
+from search.leaderboard import LiveLeaderboard
+from search.ranking import read_leaderboard
 from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec

@@ -388,7 +388,7 @@ def test_ts_groups_file(tmp_path):
 
 # ---- the search range, and the measured claim -------------------------------------------------------------
 def test_default_embedding_range_is_a_valid_spec_range():
-    from search.spec import Param
+    from search.ranges import Param
 
     param = Param.parse("models.lstm.embedding_dim", dict(DEFAULT_EMBEDDING_RANGE))
     assert param.kind == "int" and param.log and param.low >= 1

@@ -4,9 +4,9 @@ A config is a frozen pydantic dataclass (`frozen_config`): its fields, defaults 
 are declared on the class (``lr: Float = Field(1e-3, gt=0)``) and checked once, when it
 is built. A failed check raises the project's `ConfigError` naming the field
 (``train.lr``), the rule (``must be > 0``) and the value, never pydantic's
-``ValidationError``. The value types below take what Optuna and Tune hand over (numpy
-scalars, ``32.0`` from a ``quniform``) and refuse what would be a silent surprise (a
-string for a number, ``1`` for a bool, NaN).
+``ValidationError``. Its value types (`seqsweep.checks`: ``Int``, ``Float``, ...) take what
+Optuna and Tune hand over (numpy scalars, ``32.0`` from a ``quniform``) and refuse what
+would be a silent surprise (a string for a number, ``1`` for a bool, NaN).
 
 A Ray Tune / Optuna trial receives one *flat* dict such as::
 
@@ -22,170 +22,45 @@ let ``num_layers`` pick.
 from __future__ import annotations
 
 import functools
-import math
-import numbers
-import typing
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-import annotated_types
 import numpy as np
 import pydantic.dataclasses
-from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
-from pydantic_core import PydanticCustomError, PydanticUndefined
+from pydantic import ConfigDict, ValidationError
+from pydantic_core import PydanticUndefined
 
+from seqsweep.checks import RANGE_ERRORS, as_int, config_error
 from seqsweep.errors import ConfigError
 
-__all__ = ["ConfigBase", "frozen_config", "MODEL_KEY", "Int", "Float", "Bool", "Str", "Ints"]
+__all__ = ["ConfigBase", "frozen_config", "MODEL_KEY"]
 
 MODEL_KEY = "model"
 """The flat-config key that names the model (``{"model": "lstm", ...}``)."""
 
 
 # ---------------------------------------------------------------------------------------
-# value types: what a field accepts before its range is checked
+# pydantic's ValidationError -> the project's ConfigError (a wrong argument -> TypeError)
 # ---------------------------------------------------------------------------------------
-def _rule(text: str) -> PydanticCustomError:
-    return PydanticCustomError("config_type", text)
-
-
-def _as_int(value: Any) -> int | None:
-    """``value`` as an int (numpy ints, integral floats such as 32.0 included), else None."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if math.isfinite(float(value)) and float(value).is_integer():
-        return int(value)
-    return None
-
-
-def _integer(value: Any) -> int:
-    out = _as_int(value)
-    if out is None:
-        raise _rule("must be an integer")
-    return out
-
-
-def _finite(value: Any) -> float:
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value)):
-        return float(value)
-    raise _rule("must be a finite number")
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise _rule("must be true or false")
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise _rule("must be a string")
-
-
-def _sequence(value: Any) -> tuple[Any, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Iterable, numbers.Number)):
-        raise _rule("must be a sequence of values")
-    items = tuple(value) if isinstance(value, Iterable) else (value,)
-    if not items:
-        raise _rule("must hold at least one value")
-    return items
-
-
-Int = Annotated[int, BeforeValidator(_integer)]
-"""An integer: numpy ints and integral floats (``32.0``) pass; bools, ``2.5`` and strings do not."""
-Float = Annotated[float, BeforeValidator(_finite)]
-"""A finite real number (ints and numpy scalars pass; bools, strings, NaN and inf do not)."""
-Bool = Annotated[bool, BeforeValidator(_boolean)]
-"""``True`` or ``False`` (numpy bools pass; ``1`` and ``"yes"`` do not)."""
-Str = Annotated[str, BeforeValidator(_string)]
-"""A string."""
-Ints = Annotated[tuple[Annotated[Int, annotated_types.Ge(1)], ...], BeforeValidator(_sequence)]
-"""One or more integers >= 1, e.g. widths per layer (a scalar becomes a 1-tuple)."""
-
-
-# ---------------------------------------------------------------------------------------
-# pydantic's ValidationError -> the project's ConfigError
-# ---------------------------------------------------------------------------------------
-_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal",
-                           "string_pattern_mismatch"})
 _SIGNATURE_ERRORS = frozenset({"unexpected_keyword_argument", "unexpected_positional_argument"})
-
-
-def _bounds_rule(bounds: Iterable[Any]) -> str | None:
-    """``"must be >= 1"``, ``"must be in [0, 1)"``, ... from annotated_types bounds."""
-    low = high = None
-    for b in bounds:
-        if isinstance(b, annotated_types.Ge):
-            low = ("[", ">=", b.ge)
-        elif isinstance(b, annotated_types.Gt):
-            low = ("(", ">", b.gt)
-        elif isinstance(b, annotated_types.Le):
-            high = ("]", "<=", b.le)
-        elif isinstance(b, annotated_types.Lt):
-            high = (")", "<", b.lt)
-    if low and high:
-        return f"must be in {low[0]}{low[2]}, {high[2]}{high[0]}"
-    if low or high:
-        _, op, bound = low or high
-        return f"must be {op} {bound}"
-    return None
-
-
-def _literal_values(annotation: Any) -> list[Any]:
-    if typing.get_origin(annotation) is Literal:
-        return list(typing.get_args(annotation))
-    return [v for arg in typing.get_args(annotation) for v in _literal_values(arg)]
-
-
-def _split(annotation: Any) -> tuple[Any, list[Any]]:
-    """``Annotated[T, *metadata]`` -> ``(T, metadata)``."""
-    if typing.get_origin(annotation) is Annotated:
-        base, *metadata = typing.get_args(annotation)
-        return base, metadata
-    return annotation, []
-
-
-def _typed_input(annotation: Any, metadata: list[Any], value: Any) -> Any:
-    """``value`` as the type turns it (``-1`` -> ``-1.0``), as the range check saw it."""
-    kept = tuple(m for m in metadata if not isinstance(m, annotated_types.BaseMetadata))
-    try:
-        return TypeAdapter(Annotated[(annotation, *kept)] if kept else annotation).validate_python(value)
-    except ValidationError:
-        return value
 
 
 def _error_order(error: Any) -> int:
     """Wrong arguments first, then wrong types, bounds, patterns (the order in which a
     dataclass and its hand-written checks used to fail)."""
     kind = error["type"]
-    return 0 if kind in _SIGNATURE_ERRORS else 3 if kind == "string_pattern_mismatch" else 2 if kind in _RANGE_ERRORS else 1
+    return 0 if kind in _SIGNATURE_ERRORS else 3 if kind == "string_pattern_mismatch" else 2 if kind in RANGE_ERRORS else 1
 
 
 def _config_error(cls: type[ConfigBase], exc: ValidationError) -> Exception:
     """The first broken rule of ``exc`` as `ConfigError` (a wrong argument as `TypeError`)."""
     error = min(exc.errors(include_url=False), key=_error_order)  # the first of the earliest kind
-    name, *index = error["loc"]
     if error["type"] in _SIGNATURE_ERRORS:
+        name = error["loc"][0]
         what = f"keyword argument {name!r}" if isinstance(name, str) else "positional argument"
         return TypeError(f"{cls.__name__}.__init__() got an unexpected {what}")
-    if isinstance(name, int):  # a positional argument
-        name = cls.field_names()[name]
-    where = f"{cls.label}.{name}" + "".join(f"[{i}]" for i in index)
-    field = cls.__pydantic_fields__[name]
-    rule, value = error["msg"], error["input"]
-    if error["type"] == "literal_error":
-        rule = f"must be one of {_literal_values(field.annotation)}"
-    elif error["type"] in _RANGE_ERRORS:
-        annotation, metadata = field.annotation, list(field.metadata)
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) and not index else {}
-        for _ in index:  # an element of a tuple field: the element's own type
-            annotation, metadata = _split(typing.get_args(annotation)[0])
-        rule = str(extra.get("rule") or _bounds_rule(metadata) or rule)
-        value = _typed_input(annotation, metadata, value)
-    return ConfigError(where, rule, value)
+    return config_error(exc, first=_error_order, fields=cls.__pydantic_fields__,
+                        where=lambda loc: f"{cls.label}.{loc[0]}" + "".join(f"[{i}]" for i in loc[1:]))
 
 
 _PYDANTIC = ConfigDict(extra="forbid", regex_engine="python-re")
@@ -308,7 +183,7 @@ class ConfigBase:
                     raise ConfigError(where, f"{name}_<i> keys must be 0..n-1 when {count_key!r} is absent", element_keys)
                 return tuple(flat[k] for k in element_keys)
             return PydanticUndefined
-        count = _as_int(flat[count_key])
+        count = as_int(flat[count_key])
         if count is None:
             raise ConfigError(f"{cls.label}.{count_key}", "must be an integer", flat[count_key])
         if count < 1:

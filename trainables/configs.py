@@ -4,7 +4,8 @@ Every hyperparameter is an explicit keyword with a default and its range declare
 it, so the rules read off the class and the leaderboard can write the values out
 mechanically (`ConfigBase.to_flat`). A trial turns Tune's flat dict into these with
 `ConfigBase.from_flat` (or, for the model and training configs at once,
-`trainables.split_flat_config`); `trainables.config_base` holds the machinery.
+`trainables.split_flat_config`); `trainables.config_base` holds the machinery
+and `seqsweep.checks` the value types (``Int``, ``Float``, ...).
 
 This module imports no torch: a sweep driver can check configs without loading it.
 """
@@ -16,7 +17,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from trainables.config_base import MODEL_KEY, Bool, ConfigBase, Float, Int, Ints, Str, frozen_config
+from seqsweep.checks import Bool, Float, Int, Ints, Str
+from trainables.config_base import MODEL_KEY, ConfigBase, frozen_config
 
 __all__ = [
     "TrainConfig",
@@ -36,7 +38,7 @@ DEFAULT_EMBEDDING_DIM = 16
 
 DEFAULT_EMBEDDING_RANGE: dict[str, Any] = {"low": 8, "high": 64, "log": True}
 """The search range of ``embedding_dim`` for a sweep over a token feature set that does not
-give one, in the sweep YAML's range form (`search.spec.Param.parse`); copy it, never edit it."""
+give one, in the sweep YAML's range form (`search.ranges.Param.parse`); copy it, never edit it."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""One training loop for every model, and prediction with fitted weights.
+"""One training entry point for every model: `fit`.
 
 `fit` trains one model on one (train, validation) split with one seed and returns a
-`FitResult`. Torch models go through a single loop (class-weighted cross-entropy, Adam or
-AdamW, length-bucketed batches sliced from an in-memory padded array, optional early
-stopping on an inner slice of the training set, autocast on CUDA); the scikit-learn baselines are fitted once on pooled features
+`FitResult`. Torch models go through a single loop (`trainables.fit_torch`: class-weighted
+cross-entropy, Adam or AdamW, length-bucketed batches sliced from an in-memory padded
+array, optional early stopping on an inner slice of the training set, autocast on CUDA);
+the scikit-learn baselines are fitted once on pooled features (`trainables.fit_classic`)
 and return the same `FitResult`, so search and results treat every model alike.
+Prediction with fitted weights is `trainables.predict`.
 
 Failure policy: `fit` *raises*; it never returns a half result. A NaN or infinite training
 loss raises `TrainingError` naming the epoch; a CUDA out-of-memory raises `TrainingError`

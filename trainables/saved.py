@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from seqsweep.errors import StoreError
+from trainables.registry import build_model, split_flat_config
 
 __all__ = ["weights_to_bytes", "weights_from_bytes", "WEIGHT_SUFFIXES"]
 
@@ -59,8 +60,6 @@ def weights_from_bytes(
             raise StoreError(where, "must be a torch state_dict of plain tensors", str(exc).splitlines()[0]) from None
     if suffix != ".npz":
         raise StoreError(where, f"a saved model must end in one of {list(WEIGHT_SUFFIXES)}", suffix)
-    from trainables.registry import build_model, split_flat_config
-
     name, model_config, train_config = split_flat_config({"model": model, **flat_config})
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as saved:

@@ -245,7 +245,7 @@ def test_leaderboard_loads_and_prints(experiment):
 
 def test_leaderboard_shows_failed_trials_last_with_their_error():
     from results.leaderboard import format_leaderboard
-    from search.leaderboard import rank_rows
+    from search.ranking import rank_rows
 
     board = rank_rows([
         {"trial_id": "0001", "status": "failed", "model": "lstm", "lr": 10.0, "objective": float("nan"),
