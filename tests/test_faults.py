@@ -29,7 +29,7 @@ def cluster():
     """A head and a worker node, one CPU each, in place of the session's single-node Ray
     (which is started again afterwards, for the tests that follow)."""
     import ray
-    from conftest import RAY_TEST_INIT  # tests/ is on sys.path under pytest
+    from tests.conftest import RAY_TEST_INIT
     from ray.cluster_utils import Cluster
 
     had_session_ray = ray.is_initialized()
@@ -80,7 +80,8 @@ def test_a_sweep_finishes_complete_when_a_node_dies(cluster, synth_store, tmp_pa
 
     worker = _add_worker(cluster)
     worker_id = worker.node_id
-    spec = SweepSpec.from_dict(_spec(synth_store, tmp_path / "runs", "node-lost", samples=6, epochs=25))
+    # trials long enough (60 epochs) that the sweep cannot end before the killer sees two running
+    spec = SweepSpec.from_dict(_spec(synth_store, tmp_path / "runs", "node-lost", samples=6, epochs=60))
     board = Path(spec.experiment_path) / "leaderboard.csv"
     killed: dict[str, object] = {}
 
