@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from seqsweep.errors import SeqsweepError
-from seqsweep.layout import REPORT_FILE
+from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLES_CSV, FOLDS, LEADERBOARD, REPORT_DIR, REPORT_FILE
 
 __all__ = ["demo", "demo_spec", "run_demo"]
 
@@ -93,9 +93,9 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
     echo(str(finished))
     paths = {
         "audio": str(out / "audio"), "feature store": str(out / "store"),
-        "leaderboard": str(exp / "leaderboard.csv"), "per-fold leaderboard": str(exp / "leaderboard_folds.csv"),
-        "ensembles": str(exp / "ensembles.csv"), "report": str(exp / "report" / REPORT_FILE),
-        "saved ensemble": str(exp / "ensemble"),
+        "leaderboard": str(exp / LEADERBOARD), "per-fold leaderboard": str(exp / FOLDS),
+        "ensembles": str(exp / ENSEMBLES_CSV), "report": str(exp / REPORT_DIR / REPORT_FILE),
+        "saved ensemble": str(exp / ENSEMBLE_DIR),
     }
     echo("")
     echo(f"Done in {time.perf_counter() - started:.0f} s. Files:")

@@ -13,7 +13,12 @@ from __future__ import annotations
 import os
 import uuid
 
-__all__ = ["filesystem", "write_atomic", "write_bytes_atomic", "write_csv_atomic", "read_bytes", "exists", "is_dir", "list_names", "remove", "join", "resolve"]
+__all__ = ["TEMPORARY", "filesystem", "write_atomic", "write_bytes_atomic", "write_csv_atomic", "read_bytes",
+           "exists", "is_dir", "list_names", "remove", "join", "resolve"]
+
+
+#: marks the temporary name a write goes to before its rename (a killed writer may leave one)
+TEMPORARY = ".tmp-"
 
 
 def resolve(path: str | os.PathLike) -> str:
@@ -79,7 +84,7 @@ def write_atomic(fs, path: str, data: bytes) -> None:
     without its bytes)."""
     import pyarrow.fs as pafs
 
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = f"{path}{TEMPORARY}{uuid.uuid4().hex[:8]}"
     if isinstance(fs, pafs.LocalFileSystem):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(tmp, "wb") as fh:

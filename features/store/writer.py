@@ -27,6 +27,7 @@ from features.store.schema import (
     MANIFEST,
     rows_table,
 )
+from seqsweep import storage
 from seqsweep.errors import StoreError
 
 if TYPE_CHECKING:  # the store imports this module to open writers
@@ -82,7 +83,7 @@ class FeatureSetWriter:
         listed = set(self.manifest["parts"])
         for info in self.store._listdir(self._dir):
             name = info.base_name
-            if (name.startswith("part-") and name not in listed) or ".tmp-" in name:
+            if (name.startswith("part-") and name not in listed) or storage.TEMPORARY in name:
                 self.store.fs.delete_file(info.path)
 
     # ---- what is already there ---------------------------------------------------------
