@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from search.ranking import read_csv
 from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
@@ -30,10 +31,9 @@ __all__ = ["Experiment", "Member", "load_experiment", "read_csv_ids"]
 def read_csv_ids(path: str) -> pd.DataFrame:
     """A leaderboard CSV (local path or URI) with ``trial_id`` kept as text (an all-digit or
     ``1e5``-like Ray trial id would otherwise become a number)."""
-    data = storage.read_bytes(path)
-    if data is None:
+    frame = read_csv(path)
+    if frame is None:
         raise StoreError(path, "a sweep's experiment folder must hold this file", "missing")
-    frame = pd.read_csv(io.BytesIO(data), dtype={"trial_id": str})
     if "error" in frame:
         frame["error"] = frame["error"].fillna("").astype(str)
     return frame

@@ -43,11 +43,9 @@ def filesystem(path: str | os.PathLike):
     return pafs.LocalFileSystem(), os.path.abspath(text)
 
 
-_fs = filesystem
-
 
 def _info(path: str):
-    fs, fpath = _fs(path)
+    fs, fpath = filesystem(path)
     return fs.get_file_info(fpath)
 
 
@@ -67,14 +65,14 @@ def list_names(path: str) -> list[str]:
     """Names of the entries directly in folder ``path``, sorted ([] if it does not exist)."""
     import pyarrow.fs as pafs
 
-    fs, fpath = _fs(path)
+    fs, fpath = filesystem(path)
     if fs.get_file_info(fpath).type != pafs.FileType.Directory:
         return []
     return sorted(info.base_name for info in fs.get_file_info(pafs.FileSelector(fpath)))
 
 
 def remove(path: str) -> None:
-    fs, fpath = _fs(path)
+    fs, fpath = filesystem(path)
     fs.delete_file(fpath)
 
 
@@ -116,7 +114,7 @@ def read_bytes(path: str) -> bytes | None:
     """The file's bytes, or None if there is no such file."""
     import pyarrow.fs as pafs
 
-    fs, fpath = _fs(path)
+    fs, fpath = filesystem(path)
     if fs.get_file_info(fpath).type == pafs.FileType.NotFound:
         return None
     with fs.open_input_stream(fpath) as fh:

@@ -29,8 +29,9 @@ def cluster():
     """A head and a worker node, one CPU each, in place of the session's single-node Ray
     (which is started again afterwards, for the tests that follow)."""
     import ray
-    from tests.conftest import RAY_TEST_INIT
     from ray.cluster_utils import Cluster
+
+    from tests.conftest import RAY_TEST_INIT
 
     had_session_ray = ray.is_initialized()
     ray.shutdown()

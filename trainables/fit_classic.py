@@ -28,6 +28,7 @@ def fit_classic(
     return_weights: bool,
     started: float,
 ) -> FitResult:
+    """Fit a scikit-learn baseline once (one "epoch"); `trainables.loop.fit` checked the inputs."""
     seed_everything(seed)
     estimator = build_model(
         spec.name, config, input_dim=train.dim, n_classes=train.n_classes, vocab_size=train.vocab_size, seed=seed,
