@@ -14,6 +14,7 @@ from .configs import (
     MODEL_CONFIGS as MODEL_CONFIGS,
     CNN1DConfig as CNN1DConfig,
     CNNConfig as CNNConfig,
+    InceptionTimeConfig as InceptionTimeConfig,
     KNNConfig as KNNConfig,
     LSTMConfig as LSTMConfig,
     RandomForestConfig as RandomForestConfig,

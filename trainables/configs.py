@@ -26,8 +26,11 @@ __all__ = [
     "CNNConfig",
     "CNN1DConfig",
     "WaveNetConfig",
+    "InceptionTimeConfig",
     "KNNConfig",
     "RandomForestConfig",
+    "MiniRocketConfig",
+    "MultiRocketHydraConfig",
     "MODEL_CONFIGS",
     "DEFAULT_EMBEDDING_DIM",
     "DEFAULT_EMBEDDING_RANGE",
@@ -83,6 +86,13 @@ class TrainConfig(ConfigBase):
     """
 
     label: ClassVar[str] = "train"
+    run_fields: ClassVar[tuple[str, ...]] = ("device", "num_threads")
+    """How a fit runs rather than what it learns: never one of a trial's settings
+    (`trainables.settings`)."""
+    applies_when: ClassVar[dict[str, str]] = {"inner_fraction": "early_stopping", "monitor": "early_stopping",
+                                               "standardize": "frames"}
+    """Fields read only under a condition (`trainables.settings.CONDITIONS`): the inner split
+    and its monitor with early stopping; standardisation on real values, not embedded ids."""
 
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: Float = Field(1e-3, gt=0)
@@ -116,7 +126,16 @@ class TrainConfig(ConfigBase):
 # model configs
 # ---------------------------------------------------------------------------------------
 class _ModelConfig(ConfigBase):
-    """A model's config: in a flat dict it shares, the training config's keys are skipped."""
+    """A model's config: in a flat dict it shares, the training config's keys are skipped.
+
+    ``train_fields`` names the `TrainConfig` fields the family's fit reads (``None``: those its
+    registry kind's fit reads, `trainables.settings.KIND_TRAIN_FIELDS`); ``applies_when``
+    the fields read only under a condition (``embedding_dim`` on token data only). The
+    leaderboard shows a trial exactly these settings (`trainables.settings.used_settings`).
+    """
+
+    train_fields: ClassVar[tuple[str, ...] | None] = None
+    applies_when: ClassVar[dict[str, str]] = {"embedding_dim": "tokens"}
 
     @classmethod
     def _foreign_keys(cls, flat: Mapping[str, Any]) -> set[str]:
@@ -233,6 +252,36 @@ class WaveNetConfig(_ModelConfig):
 
 
 @frozen_config
+class InceptionTimeConfig(_ModelConfig):
+    """InceptionTime (Ismail Fawaz et al. 2020): a stack of inception modules.
+
+    Parameters
+    ----------
+    depth : inception modules (the paper: 6); a residual connection spans every three.
+    filters : output channels of each of a module's four branches (the paper's
+        ``nb_filters``, 32); a module outputs ``4 * filters`` channels.
+    kernel_size : the longest branch's kernel; the other two are ``kernel_size // 2`` and
+        ``kernel_size // 4`` (the paper: 40, 20, 10). At least 4, so every branch has a
+        kernel of at least 1.
+    bottleneck : channels of the 1x1 convolution that a module's input goes through before
+        the three long kernels (the paper: 32); 0 = none. A module whose input has one
+        channel has none either, as in the paper.
+    residual : the shortcut (1x1 conv + batch norm) added every three modules.
+    embedding_dim : on token data only, each id is embedded in this many dimensions (the
+        input channels; 0 = ids as numbers); ignored on real-valued frames.
+    """
+
+    label: ClassVar[str] = "inception_time"
+
+    depth: Int = Field(6, ge=1)
+    filters: Int = Field(32, ge=1)
+    kernel_size: Int = Field(40, ge=4)
+    bottleneck: Int = Field(32, ge=0)
+    residual: Bool = True
+    embedding_dim: Int = Field(DEFAULT_EMBEDDING_DIM, ge=0)
+
+
+@frozen_config
 class KNNConfig(_ModelConfig):
     """k-nearest neighbours on per-clip pooled features.
 
@@ -250,6 +299,7 @@ class KNNConfig(_ModelConfig):
     """
 
     label: ClassVar[str] = "knn"
+    train_fields: ClassVar[tuple[str, ...] | None] = ("standardize",)  # no class weighting
 
     n_neighbors: Int = Field(5, ge=1)
     weights: Literal["uniform", "distance"] = "uniform"
@@ -271,6 +321,7 @@ class RandomForestConfig(_ModelConfig):
     """
 
     label: ClassVar[str] = "random_forest"
+    train_fields: ClassVar[tuple[str, ...] | None] = ("class_weighted",)  # trees need no z-scores
 
     n_estimators: Int = Field(100, ge=1)
     max_depth: Int | None = Field(None, ge=1)
@@ -279,8 +330,64 @@ class RandomForestConfig(_ModelConfig):
     pooling: Literal["auto", "meanstd", "bag", "bag2"] = "auto"
 
 
+@frozen_config
+class _RocketConfig(_ModelConfig):
+    """What both ROCKET families share (`trainables.rocket`): the head and the length rule."""
+
+    tokens: ClassVar[bool] = False  # a convolution over token ids means nothing: refused
+
+    max_dilations: Int = Field(32, ge=1)
+    head: Literal["ridge", "logistic"] = "ridge"
+    alpha: Float | None = Field(None, gt=0, json_schema_extra={"rule": "must be > 0 (or None to choose it)"})
+    lengths: Literal["pad", "stretch"] = "pad"
+
+
+@frozen_config
+class MiniRocketConfig(_RocketConfig):
+    """MiniRocket (Dempster et al. 2021) features and a linear head, through aeon.
+
+    Parameters
+    ----------
+    n_features : MiniRocket's features (aeon's ``n_kernels``; rounded down to a multiple of 84).
+    max_dilations : maximum dilations per kernel.
+    head : ``"ridge"`` (decision values, softmax with a temperature fitted on the training
+        fold's leave-one-out values) or ``"logistic"`` (multinomial logistic regression).
+    alpha : the head's L2 penalty (logistic: ``C = 1 / alpha``); ``None``: ridge picks it by
+        leave-one-out among 10 values from 1e-3 to 1e3 (as aeon), logistic uses 1.0.
+    lengths : how sequences reach the fitted length (the training fold's longest, at least
+        9): ``"pad"`` repeats a shorter one's last frame (a longer one is resampled),
+        ``"stretch"`` resamples every sequence linearly.
+    """
+
+    label: ClassVar[str] = "minirocket"
+
+    n_features: Int = Field(10_000, ge=84)
+
+
+@frozen_config
+class MultiRocketHydraConfig(_RocketConfig):
+    """MultiRocket (Tan et al. 2022) and Hydra (Dempster et al. 2023) features side by side,
+    as aeon's ``MultiRocketHydraClassifier``, with `MiniRocketConfig`'s head and lengths.
+
+    Parameters
+    ----------
+    n_kernels : MultiRocket's kernels (4 pooled features each, on the series and its
+        first difference).
+    hydra_kernels : Hydra's kernels per group.
+    hydra_groups : Hydra's groups per dilation.
+    max_dilations, head, alpha, lengths : as `MiniRocketConfig`.
+    """
+
+    label: ClassVar[str] = "multirocket_hydra"
+
+    n_kernels: Int = Field(6_250, ge=84)
+    hydra_kernels: Int = Field(8, ge=1)
+    hydra_groups: Int = Field(64, ge=2)
+
+
 MODEL_CONFIGS: dict[str, type[ConfigBase]] = {
-    cls.label: cls for cls in (LSTMConfig, CNNConfig, CNN1DConfig, WaveNetConfig, KNNConfig, RandomForestConfig)
+    cls.label: cls for cls in (LSTMConfig, CNNConfig, CNN1DConfig, WaveNetConfig, InceptionTimeConfig, KNNConfig,
+                RandomForestConfig, MiniRocketConfig, MultiRocketHydraConfig)
 }
 """Model name -> config class: the configs of `trainables.registry`'s models (read by
 `TrainConfig.from_flat` to skip the named model's keys)."""

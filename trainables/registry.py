@@ -36,7 +36,8 @@ class ModelSpec:
     ----------
     name : the registry name (``"lstm"``, ...).
     config_cls : its frozen config class (`trainables.configs.MODEL_CONFIGS`).
-    kind : ``"torch"`` (trained by the loop) or ``"sklearn"`` (fitted once on pooled features).
+    kind : ``"torch"`` (trained by the loop) or ``"sklearn"`` (fitted once, as a scikit-learn
+        estimator: the pooled baselines and the ROCKET families).
     load : imports the builder's module and returns the builder (called on first use).
     summary : one line for listings.
     """
@@ -78,6 +79,12 @@ def _import_wavenet() -> Builder:
     return build_wavenet
 
 
+def _import_inception_time() -> Builder:
+    from trainables.inception import build_inception_time
+
+    return build_inception_time
+
+
 def _import_knn() -> Builder:
     from trainables.classic import build_knn
 
@@ -90,14 +97,31 @@ def _import_random_forest() -> Builder:
     return build_random_forest
 
 
+def _import_minirocket() -> Builder:
+    from trainables.rocket import build_minirocket
+
+    return build_minirocket
+
+
+def _import_multirocket_hydra() -> Builder:
+    from trainables.rocket import build_multirocket_hydra
+
+    return build_multirocket_hydra
+
+
 _BUILDERS: dict[str, tuple[Literal["torch", "sklearn"], Callable[[], Builder], str]] = {
     "lstm": ("torch", _import_lstm, "stacked LSTM on packed sequences"),
     "cnn": ("torch", _import_cnn, "2-D CNN over the time x feature map"),
     "cnn1d": ("torch", _import_cnn1d, "1-D CNN over time"),
     "wavenet": ("torch", _import_wavenet, "gated dilated causal convs"),
+    "inception_time": ("torch", _import_inception_time,
+                       "InceptionTime: inception modules (3 kernel sizes + max-pool), residual every 3"),
     "knn": ("sklearn", _import_knn, "k-NN on pooled mean/std (bags of tokens on token data)"),
     "random_forest": ("sklearn", _import_random_forest,
                       "random forest on pooled mean/std (bags of tokens on token data)"),
+    "minirocket": ("sklearn", _import_minirocket, "MiniRocket features + linear head (aeon; no token data)"),
+    "multirocket_hydra": ("sklearn", _import_multirocket_hydra,
+                          "MultiRocket + Hydra features + linear head (aeon; no token data)"),
 }
 """Model name -> (kind, import function of its builder, summary); its config is
 ``MODEL_CONFIGS[name]``."""
