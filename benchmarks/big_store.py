@@ -73,6 +73,7 @@ def main() -> None:
     from search.spec import SweepSpec
     from search.sweep import check_object_store, run_sweep
     from seqsweep.errors import StoreError
+    from seqsweep.ray_runtime import init_local_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     work = Path(tempfile.mkdtemp(prefix="seqsweep-big-"))
@@ -89,7 +90,7 @@ def main() -> None:
     print(f"driver: loaded {len(data)} train clips padded ({size:.2f} GiB) in {t_load:.1f} s; "
           f"peak memory {peak_rss_gib():.2f} GiB (before loading {rss_before:.2f} GiB)")
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
     @ray.remote(num_cpus=1)
     def touch(value) -> float:  # what a trial does first: read its data

@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
     import ray
 
+    from seqsweep.ray_runtime import init_local_ray
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one "study created" line per sweep
 
     device = "cuda" if torch.cuda.is_available() and not args.cpu_dry_run else "cpu"
@@ -366,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CPU dry run: torch {torch.__version__}, Ray {ray.__version__}; one logical GPU, fits on CPU")
 
         # a fresh local instance (never an existing cluster) that sees exactly one GPU
-        ray.init(address="local", num_cpus=args.num_cpus, num_gpus=1, include_dashboard=False,
-                 log_to_driver=False, _temp_dir=str(work / "ray"))
+        init_local_ray(num_cpus=args.num_cpus, num_gpus=1, include_dashboard=False,
+                       log_to_driver=False, _temp_dir=str(work / "ray"))
         print(f"sweeps: {args.trials} trials each of one LSTM (2 x {args.units} units, {args.epochs} epochs, "
               f"batch {args.batch_size}), {args.folds} folds x {args.seeds} seeds, "
               f"{args.cpus_per_trial:g} CPU per trial; Ray sees {ray.cluster_resources().get('CPU', 0):g} CPUs, 1 GPU")

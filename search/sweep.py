@@ -104,6 +104,36 @@ def check_object_store(nbytes: int, *, what: str, capacity: float | None = None)
                          f"{nbytes / 2**30:.2f} GiB padded")
 
 
+def _asks_bf16(spec: SweepSpec) -> bool:
+    """Whether any trial of ``spec`` may train with ``amp: bf16`` (fixed, or a family's choice)."""
+    if spec.train.fixed.get("amp") == "bf16":
+        return True
+    return any(key == "amp" and "bf16" in json.dumps(param.raw())
+               for space in spec.models for key, param in space.all_params())
+
+
+def check_precision(spec: SweepSpec) -> None:
+    """Refuse ``amp: bf16`` before any trial starts when the trials' workers cannot run it.
+
+    The probe (`trainables.environment.amp_problem`) runs as one Ray task with a trial's
+    resources, so it answers for the kind of node the trials land on (a CPU without bf16
+    support, or a GPU worker that has CUDA), on the local instance and on a cluster alike.
+    Call it only when a trial fits on the cluster now: a task that waits for the autoscaler
+    would hold the sweep back, and each fit meets the same rule where it runs anyway.
+    """
+    if not _asks_bf16(spec):
+        return
+    import ray
+
+    from trainables.environment import amp_problem
+
+    probe = ray.remote(amp_problem).options(num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus,
+                                            name="seqsweep precision probe")
+    problem = ray.get(probe.remote("bf16", spec.train.fixed.get("device", "auto")))
+    if problem is not None:
+        raise problem
+
+
 def _check_plan(spec: SweepSpec, fingerprint: dict[str, Any], *, resume: bool) -> None:
     """Write the fold plan's fingerprint for a new sweep; on ``--resume`` refuse to go on
     when the store or the spec no longer give the folds the sweep began with."""
@@ -177,6 +207,8 @@ def run_sweep(
     source = f"{resolve(spec.store)}/{spec.dataset}/{spec.feature_set}"
     _check_plan(spec, plan_fingerprint(data, plan, source=source), resume=resume)
     capacity, total = trial_capacity(spec.resources.cpus, spec.resources.gpus)
+    if capacity >= 1:
+        check_precision(spec)
     if capacity < 1:  # an autoscaling cluster with no GPU node up yet: pending trials ask for one
         echo(f"no trial fits on the cluster as it is now ({dict(total)}); trials wait for the autoscaler "
              f"to add nodes with cpus={spec.resources.cpus:g}, gpus={spec.resources.gpus:g}")

@@ -20,17 +20,32 @@ this driver's session folder install the job's environment now (a no-op task pin
 it) and then re-enters the directory by its path (`settle_working_dir`). On a cluster of
 separate machines, or when each local node has its own ``--temp-dir``, there is nothing
 to settle and nothing is run.
+
+**A Ray of our own stays on loopback.** On Linux Ray gives a new node the machine's
+outward address and turns a loopback ``--node-ip-address`` back into it
+(``ray._private.services.resolve_ip_for_localhost``), so a local instance would listen on,
+and talk through, an interface other machines reach. Ray's one switch for a single-node
+instance on 127.0.0.1 is the variable it reads for its Windows and macOS builds,
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``: with it the node's address is 127.0.0.1, every
+Ray process listens on loopback only, and ``ray start`` refuses to add a second node.
+`init_local_ray` sets it for every instance seqsweep starts by itself; an address the user
+names (``--address``, ``$RAY_ADDRESS``) is joined as it is.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
-__all__ = ["ensure_ray", "settle_working_dir", "DEFAULT_DASHBOARD_HOST"]
+__all__ = ["ensure_ray", "init_local_ray", "pin_loopback", "settle_working_dir", "DEFAULT_DASHBOARD_HOST", "LOOPBACK_ENV"]
 
 #: The dashboard listens on loopback only unless the user says otherwise.
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
+
+#: Ray's switch between a single-node instance on 127.0.0.1 ("0") and a node that other
+#: machines can join (its default on Linux).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 #: How long to wait for the other nodes to install the job's working directory.
 SETTLE_TIMEOUT_S = 120.0
@@ -88,6 +103,32 @@ def settle_working_dir(cwd: str | None, *, timeout: float = SETTLE_TIMEOUT_S) ->
     return peers
 
 
+def init_local_ray(**init_kwargs: Any) -> Any:
+    """Start a new local Ray instance of our own on 127.0.0.1 and return ``ray.init``'s context.
+
+    ``init_kwargs`` go to ``ray.init`` (``num_cpus``, ``include_dashboard``, ...); the
+    address is always ``"local"``: a new instance, never one someone left running here.
+    The instance's processes inherit `LOOPBACK_ENV`; this process reads it too, although Ray
+    has already read it if ``ray`` was imported before (it keeps the value in
+    ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``, which is set to match).
+    """
+    pin_loopback()
+    import ray
+
+    return ray.init(address="local", **init_kwargs)
+
+
+def pin_loopback() -> None:
+    """Make the Ray nodes this process starts from now on single-node instances on 127.0.0.1:
+    sets `LOOPBACK_ENV` for the processes they start and, where Ray is already imported,
+    the value Ray read from it then. A driver that later joins a cluster started the same
+    way (``ray.cluster_utils.Cluster`` in a test) inherits it and stays on loopback too."""
+    os.environ[LOOPBACK_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 def ensure_ray(
     address: str | None = None,
     *,
@@ -99,8 +140,8 @@ def ensure_ray(
 
     If Ray is already initialised (a test session, a notebook, an earlier call) it is
     used as it is. Otherwise ``address`` or ``$RAY_ADDRESS`` names a cluster to join;
-    with neither, a local instance starts with its dashboard bound to
-    ``dashboard_host`` (127.0.0.1 by default, so nothing outside this machine reaches it).
+    with neither, a local instance starts on 127.0.0.1 (`init_local_ray`) with its dashboard
+    bound to ``dashboard_host`` (127.0.0.1 by default, so nothing outside this machine reaches it).
     A job driver that joins a cluster has its working directory settled first (see the
     module's docstring and `settle_working_dir`).
     """
@@ -108,18 +149,13 @@ def ensure_ray(
 
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        if address:
+        if address:  # the user's cluster, joined as Ray's defaults say
             cwd = _cwd()
             ctx = ray.init(address=address, log_to_driver=True)
             settle_working_dir(cwd)
         else:
-            ctx = ray.init(
-                address="local",  # our own instance, never a Ray someone left running here
-                num_cpus=num_cpus,
-                include_dashboard=include_dashboard,
-                dashboard_host=dashboard_host,
-                log_to_driver=True,
-            )
+            ctx = init_local_ray(num_cpus=num_cpus, include_dashboard=include_dashboard,
+                                 dashboard_host=dashboard_host, log_to_driver=True)
         url = getattr(ctx, "dashboard_url", None)
     else:
         url = ray.get_runtime_context().worker.node.address_info.get("webui_url") if include_dashboard else None

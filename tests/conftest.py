@@ -21,9 +21,20 @@ SYNTH_CLIPS = 12
 SYNTH_SECONDS = 2.0
 
 
-#: How the tests start their local Ray: a new instance of our own ("local": never a Ray
-#: some other process left running on this machine), 2 CPUs, no dashboard.
-RAY_TEST_INIT = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+#: How the tests start their local Ray (`seqsweep.ray_runtime.init_local_ray`: a new instance
+#: of our own, never a Ray some other process left running here, on 127.0.0.1 only), 2 CPUs,
+#: no dashboard.
+RAY_TEST_INIT = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+
+
+def needs_cpu_bf16() -> pytest.MarkDecorator:
+    """Skip a test of bf16 autocast on the CPU where this CPU cannot run it (no bf16 path
+    in oneDNN without AVX-512: `trainables.environment.cpu_bf16` probes it once), saying
+    what was found; on a CPU that can, the test runs."""
+    from trainables.environment import cpu_bf16
+
+    ok, found = cpu_bf16()
+    return pytest.mark.skipif(not ok, reason=f"this CPU has no bf16 autocast: {found}")
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +46,10 @@ def ray_session():
     """
     import ray
 
+    from seqsweep.ray_runtime import init_local_ray
+
     if not ray.is_initialized():
-        ray.init(**RAY_TEST_INIT)
+        init_local_ray(**RAY_TEST_INIT)
     yield ray
     ray.shutdown()
 

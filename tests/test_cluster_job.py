@@ -13,6 +13,14 @@ storage, the trials ran on both nodes, and the Optuna study in ``optuna.log`` ho
 
 ``ray.cluster_utils.Cluster`` (tests/test_faults.py) runs its nodes under the test's own
 process and never goes through a job's working directory: this test does.
+
+These two nodes use the machine's outward address, as any Ray cluster of ``ray start``
+nodes does; it cannot be kept on loopback (Ray 2.60, measured here): ``--node-ip-address
+127.0.0.1`` is turned back into the outward address (``resolve_ip_for_localhost``); with
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (how seqsweep keeps its own instances on 127.0.0.1)
+``ray start --address`` refuses to add a worker node; and a worker started without it to a
+head started with it kept calling the head's GCS at the outward address and never joined.
+So the variable is taken out of these nodes' environment.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from seqsweep.ray_runtime import LOOPBACK_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +74,7 @@ class TwoNodeCluster:
         self.root = root
         self.token = token_path.read_text().strip()
         # the README's client side: RAY_AUTH_MODE=token (here with our own token file)
-        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        self.env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOOPBACK_ENV)}
         self.env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_path), RAY_USAGE_STATS_ENABLED="0",
                         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         # a short temporary folder of our own (Unix socket paths must stay short), shared by

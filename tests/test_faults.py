@@ -31,17 +31,19 @@ def cluster():
     import ray
     from ray.cluster_utils import Cluster
 
+    from seqsweep.ray_runtime import init_local_ray, pin_loopback
     from tests.conftest import RAY_TEST_INIT
 
     had_session_ray = ray.is_initialized()
     ray.shutdown()
+    pin_loopback()  # both nodes, and the drivers the tests start, on 127.0.0.1
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     ray.init(address=c.address, log_to_driver=False)
     yield c
     ray.shutdown()
     c.shutdown()
     if had_session_ray:
-        ray.init(**RAY_TEST_INIT)
+        init_local_ray(**RAY_TEST_INIT)
 
 
 def _add_worker(cluster):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +15,21 @@ import torch
 from seqsweep.errors import ConfigError
 from trainables.configs import TrainConfig
 
-__all__ = ["seed_everything", "resolve_device", "resolve_amp", "autocast", "fit_environment", "eval_batch"]
+__all__ = [
+    "seed_everything",
+    "resolve_device",
+    "resolve_amp",
+    "autocast",
+    "fit_environment",
+    "eval_batch",
+    "cpu_bf16",
+    "amp_problem",
+    "cpu_name",
+    "BF16_RULE",
+]
+
+#: What ``train.amp: bf16`` asks of the machine a fit runs on.
+BF16_RULE = "bf16 autocast needs a CPU with bf16 support, or CUDA"
 
 
 def seed_everything(seed: int) -> None:
@@ -36,7 +52,45 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_name() -> str:
+    """This machine's processor model and its bf16-relevant instruction sets, in one line
+    (from ``/proc/cpuinfo`` on Linux; the platform's name elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    model = fields.get("model name\t", fields.get("model name", "")).strip() or "unknown CPU"
+    flags = sorted(f for f in fields.get("flags\t\t", fields.get("flags", "")).split()
+                   if f.startswith(("avx512_bf16", "amx_bf16", "avx512f", "avx_vnni")))
+    return f"{model} [{', '.join(flags) or 'no avx512f, avx512_bf16 or amx_bf16'}]"
+
+
+@functools.cache
+def cpu_bf16() -> tuple[bool, str]:
+    """Whether bf16 autocast runs on this CPU: ``(ok, what was found)``, probed once a process.
+
+    The probe runs what the families run under ``torch.autocast("cpu", dtype=bfloat16)``: an
+    LSTM step (oneDNN has no bf16 LSTM kernel without AVX-512: "could not create a
+    primitive descriptor for the LSTM forward propagation primitive") and a convolution.
+    """
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(2, 2, batch_first=True)(torch.zeros(1, 2, 2))
+            torch.nn.Conv1d(2, 2, 3)(torch.zeros(1, 2, 4))
+    except RuntimeError as exc:
+        return False, f"{cpu_name()}: {str(exc).splitlines()[0]}"
+    return True, cpu_name()
+
+
 def resolve_amp(amp: str, device: torch.device, preferred: torch.dtype | None = None) -> torch.dtype | None:
+    """The autocast dtype ``amp`` asks for on ``device`` (None: full fp32).
+
+    Raises `ConfigError` where the device cannot run it: fp16 off CUDA, bf16 on a CPU
+    without bf16 support (`cpu_bf16`). A sweep meets the same rule when its spec is checked.
+    """
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "fp16":
@@ -44,10 +98,25 @@ def resolve_amp(amp: str, device: torch.device, preferred: torch.dtype | None = 
             raise ConfigError("train.amp", "fp16 autocast needs CUDA (use 'bf16' or 'off' on CPU)", amp)
         return torch.float16
     if amp == "bf16":
+        if device.type == "cpu":
+            ok, found = cpu_bf16()
+            if not ok:
+                raise ConfigError("train.amp", f"{BF16_RULE} (use 'off' here)", f"bf16 on {found}")
         return torch.bfloat16
     if preferred is not None:  # auto on CUDA: the model's choice (LSTM: fp16 for cuDNN)
         return preferred
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def amp_problem(amp: str, device: str = "auto") -> ConfigError | None:
+    """What stops a fit with ``amp`` on ``device`` (a `TrainConfig.device` name) on this
+    machine, or None: `resolve_amp`'s and `resolve_device`'s rules, returned rather than
+    raised so that a Ray task can hand the error back whole."""
+    try:
+        resolve_amp(amp, resolve_device(device))
+    except ConfigError as exc:
+        return exc
+    return None
 
 
 def autocast(device: torch.device, amp: torch.dtype | None) -> contextlib.AbstractContextManager:

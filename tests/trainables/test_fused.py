@@ -18,6 +18,7 @@ import trainables.fused as fused_module
 import trainables.fused_train as fused_train
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError, TrainingError
+from tests.conftest import needs_cpu_bf16
 from trainables import (
     TrainConfig,
     build_model,
@@ -247,6 +248,7 @@ def test_chunk_size_is_checked(data):
         fit_many("cnn1d", None, data, _fits(data), train_config=TRAIN, chunk_size=0)
 
 
+@needs_cpu_bf16()
 @pytest.mark.parametrize("name", ["lstm", "cnn1d"])
 def test_bf16_autocast_runs_fused_on_cpu(name, data):
     train = {**TRAIN, "amp": "bf16"}
