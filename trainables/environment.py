@@ -61,10 +61,10 @@ def cpu_name() -> str:
         import platform
 
         return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    model = fields.get("model name\t", fields.get("model name", "")).strip() or "unknown CPU"
-    flags = sorted(f for f in fields.get("flags\t\t", fields.get("flags", "")).split()
-                   if f.startswith(("avx512_bf16", "amx_bf16", "avx512f", "avx_vnni")))
+    fields = {key.strip(): value.strip() for key, value in
+              (line.split(":", 1) for line in info.splitlines() if ":" in line)}
+    model = fields.get("model name") or "unknown CPU"
+    flags = sorted(f for f in fields.get("flags", "").split() if f in ("avx512f", "avx512_bf16", "amx_bf16"))
     return f"{model} [{', '.join(flags) or 'no avx512f, avx512_bf16 or amx_bf16'}]"
 
 
