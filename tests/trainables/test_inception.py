@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from seqsweep.errors import ConfigError
+from tests.conftest import needs_cpu_bf16
 from trainables import InceptionTimeConfig, TrainConfig, build_model, fit
 from trainables.fused import fit_many, unfusable_reason, use_fused
 from trainables.inception import InceptionModule
@@ -134,6 +135,7 @@ def test_fused_replicas_follow_their_sequential_fits(ragged, stopping):
         assert set(fus.weights) == set(seq.weights)
 
 
+@needs_cpu_bf16()
 def test_bf16_autocast_runs_sequential_and_fused_on_cpu(ragged):
     """The mixed-precision path a GPU takes (``amp: auto`` picks bf16 there), run on CPU."""
     train = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "device": "cpu", "amp": "bf16"}
