@@ -54,7 +54,9 @@ def test_layout_schema_and_manifest(synth_store):
     assert {"librosa", "numpy", "pyarrow"} <= set(manifest["versions"])
 
     part = pq.read_table(folder / manifest["parts"][0])
-    assert part.schema.field("features").type == pa.list_(pa.list_(pa.float32(), 27))
+    assert manifest["format"] == 2 and part.schema.field("features").type == pa.large_binary()
+    rows = store.read_rows("synth", "mfcc27")
+    assert rows.schema.field("features").type == pa.list_(pa.list_(pa.float32(), 27))
     assert part.schema.field("n_frames").type == pa.int32()
     assert part.column_names[:6] == ["clip_id", "group", "label", "split", "n_frames", "features"]
     # a 2 s clip at hop 512 gives 1 + 44100 // 512 frames
