@@ -135,7 +135,10 @@ def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool,
         size = chunk_size or max(1, min(8, math.ceil(len(work) / (4 * cpus))))
         task = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(_extract_chunk)
         spec_ref = ray.put(spec)
-        pending = {task.remote(chunk, spec_ref): chunk for chunk in _chunks(work, size)}
+        # each task named for the dashboard: "extract mfcc27 clips 16-23 of 120"
+        pending = {task.options(name=f"extract {spec.name} clips {start}-{start + len(chunk) - 1} of {len(work)}")
+                   .remote(chunk, spec_ref): chunk
+                   for start, chunk in zip(range(0, len(work), size), _chunks(work, size))}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             ref = done[0]

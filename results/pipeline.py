@@ -106,7 +106,9 @@ def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: An
     task = ray.remote(deploy_and_predict).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=2)
     test_ref = ray.put(test)
     train_ref = ray.put(train) if train is not None else None
-    refs = {task.remote(m, form=form, test=test_ref, folder=folder, train=train_ref, seeds=seeds): m
+    # each task named for the dashboard: "deploy lstm trial 3f2a1_00004 (bag)"
+    refs = {task.options(name=f"deploy {m.model} trial {m.trial_id} ({form})").remote(
+                m, form=form, test=test_ref, folder=folder, train=train_ref, seeds=seeds): m
             for m in members}
     done: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
     pending = list(refs)

@@ -16,12 +16,20 @@ FinishSweep = Callable[..., object]
 
 @click.command()
 @click.argument("directory")
-def status(directory: str) -> None:
-    """Trials done, running and failed in the experiment DIRECTORY (a path, or a URI such as
-    s3://bucket/runs/quick), and the best so far."""
-    from search.status import sweep_status
+@click.option("--watch", is_flag=True,
+              help="Redraw every --interval seconds until the sweep ends (Ctrl-C stops watching).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between two frames of --watch.")
+def status(directory: str, watch: bool, interval: float) -> None:
+    """How far the sweep in the experiment DIRECTORY (a path, or a URI such as
+    s3://bucket/runs/quick) is: fits done of planned, trials by status, time elapsed and
+    left, the top trials and the last failures."""
+    from search import status as sweep_status
 
-    click.echo(sweep_status(directory))
+    if watch:
+        sweep_status.watch(directory, interval=interval, echo=lambda text: click.echo(text, nl=False))
+    else:
+        click.echo(sweep_status.sweep_status(directory))
 
 
 def sweep_group(finish: FinishSweep) -> click.Group:

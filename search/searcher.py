@@ -13,9 +13,14 @@ the trial's last result                      Optuna state       value
 anything else (a scheduler stopped it)        ``PRUNED``         its last reported value
 ==========================================  =================  ========================
 
-and records on each Optuna trial the user attributes a reader of the study wants: the Ray
-trial id, the model family, the CV mean and std of the metric, the fits done, the status
-and (for a failure) the error. Sampling, the space and restoring are Ray's and Optuna's.
+and records on each Optuna trial the user attributes a reader of the study wants (the
+columns of optuna-dashboard's trial table): the Ray trial id, the model family
+(``model``), the CV mean, std and min of the metric (``cv_mean``, ``cv_std``, ``cv_min``),
+the fits done (kept current while the trial runs), its seqsweep status (``running``,
+``ok``, ``pruned``, ``failed``, ``error``) and, for a failure, the error. The study names
+its objective (`objective_name`: ``balanced_accuracy CV mean``), so the dashboard's plots
+say what they draw instead of "Objective 0". Sampling, the space and restoring are Ray's
+and Optuna's.
 
 The study lives in Optuna's `JournalStorage`, in the experiment folder's ``optuna.log``
 (for an object-store experiment, a local journal copied there when the sweep ends), so
@@ -36,10 +41,18 @@ from ray.tune.search.optuna import OptunaSearch
 from seqsweep.layout import OPTUNA_LOG
 from seqsweep.storage import join, write_bytes_atomic
 
-__all__ = ["TruthfulOptunaSearch", "optuna_state", "journal_path", "journal_storage", "upload_journal",
-           "close_orphans"]
+__all__ = ["TruthfulOptunaSearch", "optuna_state", "objective_name", "journal_path", "journal_storage",
+           "upload_journal", "close_orphans"]
 
 #: The Optuna journal file in the experiment folder (``optuna-dashboard`` opens it).
+
+
+def objective_name(metric: str, objective: str = "mean", std_weight: float = 1.0) -> str:
+    """The study's name for a trial's objective: ``"<metric> CV mean"``, or for
+    ``mean_minus_std`` ``"<metric> CV mean - <w> std"``."""
+    if objective == "mean_minus_std":
+        return f"{metric} CV mean - {std_weight:g} std"
+    return f"{metric} CV mean"
 
 
 def optuna_state(result: dict[str, Any] | None, *, error: bool) -> tuple[str, float | None]:
@@ -60,12 +73,26 @@ def optuna_state(result: dict[str, Any] | None, *, error: bool) -> tuple[str, fl
 class TruthfulOptunaSearch(OptunaSearch):
     """`OptunaSearch` whose finished trials enter the study as ``COMPLETE``, ``FAIL`` or
     ``PRUNED`` by what really happened (see the module's table). ``cv_metric`` names the
-    metric whose CV mean and std become user attributes; the rest goes to `OptunaSearch`."""
+    metric whose CV mean, std and min become user attributes; ``objective_name`` (see
+    `objective_name`) names the study's objective; the rest goes to `OptunaSearch`."""
 
-    def __init__(self, *args: Any, cv_metric: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, cv_metric: str | None = None, objective_name: str | None = None,
+                 **kwargs: Any) -> None:
         self._cv_metric = cv_metric
+        self._objective_name = objective_name
         self._restored_open: set[str] = set()
         super().__init__(*args, **kwargs)
+
+    def _setup_study(self, mode: Any) -> None:
+        super()._setup_study(mode)
+        if self._objective_name:
+            import warnings
+
+            import optuna
+
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, still in 5.1
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._ot_study.set_metric_names([self._objective_name])
 
     # A resumed sweep restores this searcher as it was at the last saved experiment state,
     # but the journal file kept every write after it: a trial that finished between the
@@ -90,6 +117,11 @@ class TruthfulOptunaSearch(OptunaSearch):
         if trial_id in self._ot_trials and self._finished_in_study(trial_id):
             return
         super().on_trial_result(trial_id, result)
+        # live attributes, so the dashboard's table shows a running trial's family and progress
+        ot_trial = self._ot_trials[trial_id]
+        if "model" not in ot_trial.user_attrs and result.get("model"):
+            _set_attrs(ot_trial, {"ray_trial_id": trial_id, "model": result["model"], "status": "running"})
+        _set_attrs(ot_trial, {"fits_done": result.get("fits_done")})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         import optuna
@@ -102,16 +134,18 @@ class TruthfulOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         state, value = optuna_state(result, error=error)
         result = result or {}
-        attrs = {"ray_trial_id": trial_id, "status": result.get("status", "error" if error else "stopped"),
-                 "model": result.get("model"), "fits_done": result.get("fits_done")}
+        status = "error" if error else result.get("status")
+        if state == "PRUNED" and status in (None, "running"):  # a scheduler stopped it
+            status = "pruned"
+        attrs = {"ray_trial_id": trial_id, "status": status, "model": result.get("model"),
+                 "fits_done": result.get("fits_done")}
         metric = self._cv_metric
         if metric:
-            attrs.update(cv_mean=result.get(f"{metric}_mean"), cv_std=result.get(f"{metric}_std"))
+            attrs.update(cv_mean=result.get(f"{metric}_mean"), cv_std=result.get(f"{metric}_std"),
+                         cv_min=result.get(f"{metric}_min"))
         if result.get("error"):
             attrs["error"] = str(result["error"])[:500]
-        for key, v in attrs.items():
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                ot_trial.set_user_attr(key, v.item() if hasattr(v, "item") else v)
+        _set_attrs(ot_trial, attrs)
         try:
             self._ot_study.tell(ot_trial, value, state=getattr(optuna.trial.TrialState, state))
         except RuntimeError as exc:
@@ -121,6 +155,17 @@ class TruthfulOptunaSearch(OptunaSearch):
             if "Study.stop" not in str(exc):
                 raise
         self._completed_trials.add(trial_id)
+
+
+def _set_attrs(ot_trial: Any, attrs: dict[str, Any]) -> None:
+    """Set each attribute that has a value (no None, no NaN) as a user attribute of the
+    Optuna trial, numpy scalars as Python ones; one that holds that value already is left."""
+    for key, v in attrs.items():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        v = v.item() if hasattr(v, "item") else v
+        if ot_trial.user_attrs.get(key) != v:
+            ot_trial.set_user_attr(key, v)
 
 
 def journal_path(experiment_dir: str) -> str:

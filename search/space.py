@@ -131,7 +131,7 @@ def make_searcher(spec: SweepSpec):
     points), its study in ``<experiment>/optuna.log`` when the experiment is on a local disk."""
     import warnings
 
-    from search.searcher import TruthfulOptunaSearch, journal_storage
+    from search.searcher import TruthfulOptunaSearch, journal_storage, objective_name
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna flags multivariate/group TPE as experimental
@@ -144,4 +144,5 @@ def make_searcher(spec: SweepSpec):
             sampler = make_sampler(spec)
         return TruthfulOptunaSearch(space=space, metric=TRIAL_METRIC, mode="max", sampler=sampler,
                                     study_name=spec.name, storage=journal_storage(spec.experiment_path),
-                                    cv_metric=spec.metric)
+                                    cv_metric=spec.metric, objective_name=objective_name(
+                                        spec.metric, spec.objective.type, spec.objective.std_weight))

@@ -19,6 +19,7 @@ from typing import Any
 
 from features.store import FeatureStore
 from search.leaderboard import LiveLeaderboard
+from search.metrics import SweepMetrics
 from search.ranking import read_leaderboard
 from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
@@ -169,6 +170,11 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def _trial_name(trial: Any) -> str:
+    """``<family>_<id>`` (``lstm_3f2a1_00004``): the trial's name in Tune's table and logs."""
+    return f"{trial.config.get('model', 'trial')}_{trial.trial_id}"
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -243,18 +249,19 @@ def run_sweep(
         echo(f"resuming {exp}")
     else:
         board = LiveLeaderboard(exp, train=spec.train.fixed, seeds=spec.cv.seeds, folds=spec.cv.folds)
+        metrics = SweepMetrics(board, sweep=spec.name, planned_fits=num_samples * spec.cv.fits)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=make_searcher(spec), scheduler=_scheduler(spec), num_samples=num_samples,
                 max_concurrent_trials=concurrent, reuse_actors=True,
-                trial_dirname_creator=_trial_dirname,
+                trial_dirname_creator=_trial_dirname, trial_name_creator=_trial_name,
             ),
             run_config=tune.RunConfig(
                 name=spec.name, storage_path=spec.storage_path,
                 failure_config=tune.FailureConfig(max_failures=2),  # worker crashes; not our caught errors
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                callbacks=[board], progress_reporter=_reporter(spec), verbose=verbose,
+                callbacks=[board, metrics], progress_reporter=_reporter(spec), verbose=verbose,
             ),
         )
     tuner.fit()
