@@ -17,6 +17,7 @@ from typing import Any
 
 from search.ranges import ModelSpace, Param
 from search.spec import SweepSpec
+from seqsweep.errors import ConfigError
 from trainables.configs import DEFAULT_EMBEDDING_RANGE, MODEL_CONFIGS
 
 __all__ = ["SearchSpace", "expand_grid", "make_searcher", "with_token_defaults", "TRIAL_METRIC"]
@@ -59,7 +60,13 @@ class SearchSpace:
 def with_token_defaults(spec: SweepSpec, *, tokens: bool) -> SweepSpec:
     """On a token feature set, every family that embeds ids and whose spec does not give
     ``embedding_dim`` searches `trainables.configs.DEFAULT_EMBEDDING_RANGE` (the grid
-    sampler keeps the config's default, as a log range cannot be enumerated)."""
+    sampler keeps the config's default, as a log range cannot be enumerated). A family
+    whose config refuses token data (``tokens = False``: the ROCKET families) raises
+    `ConfigError` before any trial runs."""
+    refused = [m.name for m in spec.models if tokens and not getattr(MODEL_CONFIGS[m.name], "tokens", True)]
+    if refused:
+        raise ConfigError(f"models.{refused[0]}", "takes real-valued frames, not a token feature set (ids): "
+                          "drop it from this sweep's models", f"feature set {spec.feature_set!r} holds token ids")
     if not tokens or spec.search.sampler == "grid":
         return spec
     models = []

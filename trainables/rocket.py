@@ -8,7 +8,8 @@ its own parameters (TPE models each family's space apart), and the leaderboard's
 One fit (one seed, one training fold), `RocketClassifier.fit`:
 
 1. **Lengths.** aeon's MiniRocket and MultiRocket take equal-length series of at least 9
-   steps. The fitted length is the training fold's longest sequence (at least 9); with
+   steps. The fitted length is the training fold's longest sequence (at least 9, 10 for
+   MultiRocket, which also convolves the first difference); with
    ``lengths: pad`` a shorter sequence repeats its last frame up to it, and a longer one
    (only ever met at prediction) is resampled to it; with ``lengths: stretch`` every
    sequence is linearly resampled to it. Each sequence is brought there on its own, so its
@@ -62,8 +63,9 @@ from trainables.rocket_parts import (
 
 __all__ = ["RocketClassifier", "build_minirocket", "build_multirocket_hydra", "MIN_LENGTH"]
 
-#: aeon's MiniRocket / MultiRocket need series of at least this many steps (kernel length 9).
-MIN_LENGTH = 9
+#: The shortest series aeon's transforms take (kernel length 9; MultiRocket also convolves
+#: the first difference, one step shorter).
+MIN_LENGTH = {"minirocket": 9, "multirocket_hydra": 10}
 
 _Config = MiniRocketConfig | MultiRocketHydraConfig
 
@@ -158,7 +160,7 @@ class RocketClassifier:
         padded = data.to_padded()
         mean, std = feature_stats(padded.x, padded.lengths) if self.standardize else \
             (np.zeros(data.dim, np.float32), np.ones(data.dim, np.float32))
-        self.state_ = {"length": np.array(max(MIN_LENGTH, int(data.lengths.max()))), "mean": mean, "std": std}
+        self.state_ = {"length": np.array(max(MIN_LENGTH[self.kind], int(data.lengths.max()))), "mean": mean, "std": std}
         series = self._series(data)
         self._fitted = self._transformers(series)
         state = self.state_

@@ -49,8 +49,9 @@ def sparse_scale(counts: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.nd
 @dataclass(frozen=True)
 class Head:
     """A fitted linear head as arrays: ``coef`` [shape=(K, F)], ``intercept`` [shape=(K,)]
-    over the ``classes`` [shape=(K,)] the fold held (K >= 2), and, for ridge, the
-    leave-one-out decision values of the training rows ``loo`` [shape=(N, K)]."""
+    over the ``classes`` [shape=(K,)] the fold held (K = 1 only for a fold of one class),
+    and, for ridge, the leave-one-out decision values of the training rows ``loo``
+    [shape=(N, K)]."""
 
     coef: np.ndarray
     intercept: np.ndarray
@@ -67,6 +68,9 @@ def fit_head(features: np.ndarray, y: np.ndarray, *, head: str, alpha: float | N
     """
     from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
 
+    classes = np.unique(y).astype(np.int64)
+    if len(classes) == 1:  # a fold of one class: that class, certainly
+        return Head(np.zeros((1, features.shape[1])), np.zeros(1), classes, None)
     weight = "balanced" if class_weighted else None
     if head == "ridge":
         model = RidgeClassifierCV(alphas=RIDGE_ALPHAS if alpha is None else [alpha], class_weight=weight,

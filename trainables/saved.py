@@ -9,7 +9,10 @@ runs no code when it is loaded:
 * a scikit-learn baseline (`trainables.classic.PooledClassifier`) is its pooled training
   features and labels as plain arrays (``np.savez``, read with ``allow_pickle=False``):
   suffix ``.npz``. Loading refits the estimator on them with the same seed, which for
-  kNN is storing them and for the random forest grows the same trees.
+  kNN is storing them and for the random forest grows the same trees;
+* a ROCKET family (`trainables.rocket.RocketClassifier`) is its fitted state as plain
+  arrays (`RocketClassifier.to_arrays`, with ``input_dim`` and ``n_classes``): suffix
+  ``.npz``, restored without refitting (`RocketClassifier.load_arrays`).
 """
 
 from __future__ import annotations
@@ -31,15 +34,18 @@ WEIGHT_SUFFIXES = (".pt", ".npz")
 
 def weights_to_bytes(weights: Any) -> tuple[str, bytes]:
     """``FitResult.weights`` -> (suffix, bytes): ``.pt`` for a torch ``state_dict``, ``.npz``
-    for a fitted `PooledClassifier`."""
+    for a fitted `PooledClassifier` or `RocketClassifier`."""
     buffer = io.BytesIO()
     if isinstance(weights, Mapping):
         import torch
 
         torch.save({k: v.detach().cpu() for k, v in weights.items()}, buffer)
         return ".pt", buffer.getvalue()
+    if hasattr(weights, "to_arrays"):  # a ROCKET family's fitted state
+        np.savez(buffer, **weights.to_arrays())
+        return ".npz", buffer.getvalue()
     if not hasattr(weights, "features_"):
-        raise StoreError("weights", "must be a torch state_dict or a fitted PooledClassifier",
+        raise StoreError("weights", "must be a torch state_dict, a fitted PooledClassifier or RocketClassifier",
                          type(weights).__name__)
     np.savez(buffer, features=weights.features_, targets=weights.targets_, n_classes=weights.n_classes)
     return ".npz", buffer.getvalue()
@@ -49,7 +55,7 @@ def weights_from_bytes(
     suffix: str, data: bytes, *, model: str, flat_config: Mapping[str, Any], seed: int, where: str
 ) -> Any:
     """The inverse of `weights_to_bytes`: a ``state_dict`` for ``.pt``, a refit
-    `PooledClassifier` for ``.npz``. ``flat_config`` is the trial's flat model + training
+    `PooledClassifier` or a restored `RocketClassifier` for ``.npz``. ``flat_config`` is the trial's flat model + training
     config (without ``model``); ``where`` names the file in errors."""
     if suffix == ".pt":
         import torch
@@ -63,10 +69,15 @@ def weights_from_bytes(
     name, model_config, train_config = split_flat_config({"model": model, **flat_config})
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as saved:
-            features, targets, n_classes = saved["features"], saved["targets"], int(saved["n_classes"])
+            arrays = {key: saved[key] for key in saved.files}
+        n_classes = int(arrays["n_classes"])
+        input_dim = int(arrays["input_dim"]) if "input_dim" in arrays else arrays["features"].shape[1] // 2
     except Exception as exc:
-        raise StoreError(where, "must be an .npz of plain arrays (features, targets, n_classes)", str(exc)) from None
-    estimator = build_model(name, model_config, input_dim=features.shape[1] // 2, n_classes=n_classes, seed=seed,
+        raise StoreError(where, "must be an .npz of plain arrays (features, targets, n_classes, or a ROCKET "
+                         "model's state)", str(exc)) from None
+    estimator = build_model(name, model_config, input_dim=input_dim, n_classes=n_classes, seed=seed,
                             n_jobs=train_config.num_threads, class_weighted=train_config.class_weighted,
                             standardize=train_config.standardize)
-    return estimator.fit_features(features, targets)
+    if hasattr(estimator, "load_arrays"):
+        return estimator.load_arrays(arrays)
+    return estimator.fit_features(arrays["features"], arrays["targets"])
