@@ -12,13 +12,15 @@ Sizes (the data and the models a trial of each example trains):
 - ``japanese_vowels``: the real JapaneseVowels train split that aeon ships (270 clips,
   12 channels, 7-29 frames, 9 classes), imported with seqsweep's ``.ts`` importer. Models
   from the middle of examples/japanese_vowels.yaml's space: cnn1d 2 blocks x 64 filters,
-  kernel 5; lstm 2 x 64 units, bidirectional; batch 16. cnn and wavenet are not in that
-  example: the registry defaults, batch 16.
+  kernel 5; lstm 2 x 64 units, bidirectional; batch 16. cnn, wavenet and inception_time
+  are not in that example: the registry defaults (inception_time's are the paper's: 6
+  modules of 4 x 32 filters, kernels 40/20/10, bottleneck 32), batch 16.
 - ``gtzan``: the shapes of examples/gtzan_lstm.yaml (no GTZAN audio here, so synthetic
   frames): 3 s mfcc27 segments (T = 130, D = 27), 10 genres, 60 clips of 6 segments (a
   clip is a group): 360 segments, a slice of GTZAN's 10 000 (both paths scale alike with N).
   lstm 2 x 64 units, batch 32, early stopping with patience 10 (the example's); the other
-  families at the registry defaults, batch 32.
+  families at the registry defaults, batch 32, except inception_time: 3 modules of 4 x 16
+  filters, kernels 20/10/5, bottleneck 16 (the paper's network is 15x that work a step).
 
 Each case trains the 10 fits of `trainables.cv.make_plan` (5 folds x 2 seeds) twice, with
 the trial's CPU share (``--threads``, default 1, as ``resources.cpus: 1``): fused
@@ -26,7 +28,9 @@ the trial's CPU share (``--threads``, default 1, as ``resources.cpus: 1``): fuse
 does today), after one untimed warm-up epoch of each. Printed: the forward MFLOP of one
 replica's training step (what ``auto`` decides on, `trainables.fused.step_flops`), fits per
 second of each path and their ratio, the mean validation accuracy of each (a sanity check,
-not a comparison: 5 epochs), and ``auto``'s choice; on CUDA also the GPU's mean
+not a comparison: 5 epochs), ``auto``'s choice, and the ratio of the process's CPU seconds
+(``time.process_time``: with one torch thread, the work done, which a busy shared machine
+disturbs less than it does the wall time); on CUDA also the GPU's mean
 utilisation during each (``torch.cuda.utilization``, needs pynvml). Nothing is asserted.
 """
 
@@ -51,7 +55,7 @@ from trainables.cv import make_plan  # noqa: E402
 from trainables.fused import fit_many, step_flops, use_fused  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("lstm", "cnn", "cnn1d", "wavenet")
+FAMILIES = ("lstm", "cnn", "cnn1d", "wavenet", "inception_time")
 
 #: (model config, fixed training keys) per size and family; see the module docstring.
 CASES: dict[str, dict[str, tuple[dict, dict]]] = {
@@ -60,12 +64,15 @@ CASES: dict[str, dict[str, tuple[dict, dict]]] = {
         "cnn": ({}, {"batch_size": 16, "lr": 3e-3}),
         "cnn1d": ({"filters": (64, 64), "kernel_size": 5}, {"batch_size": 16, "lr": 3e-3}),
         "wavenet": ({}, {"batch_size": 16, "lr": 3e-3}),
+        "inception_time": ({}, {"batch_size": 16, "lr": 3e-3}),
     },
     "gtzan": {
         "lstm": ({"units": (64, 64), "dropout": 0.2}, {"batch_size": 32, "lr": 1e-3, "early_stopping_patience": 10}),
         "cnn": ({}, {"batch_size": 32, "lr": 1e-3, "early_stopping_patience": 10}),
         "cnn1d": ({}, {"batch_size": 32, "lr": 1e-3, "early_stopping_patience": 10}),
         "wavenet": ({}, {"batch_size": 32, "lr": 1e-3, "early_stopping_patience": 10}),
+        "inception_time": ({"depth": 3, "filters": 16, "kernel_size": 20, "bottleneck": 16},
+                           {"batch_size": 32, "lr": 1e-3, "early_stopping_patience": 10}),
     },
 }
 
@@ -145,14 +152,14 @@ def run_case(data: SequenceSet, family: str, size: str, *, epochs: int, threads:
            "mflop": step_flops(family, config, input_dim=data.dim, n_classes=data.n_classes, vocab_size=data.vocab_size,
                                steps=max(1, round(float(np.mean(data.lengths)))), batch_size=tc["batch_size"]) / 1e6}
     with _GpuSampler(device) as gpu:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fused = fit_many(family, config, data, triples, train_config=tc)
-        out["fused_s"], out["fused_gpu"] = time.perf_counter() - start, gpu
+        out["fused_s"], out["fused_cpu"], out["fused_gpu"] = time.perf_counter() - start, time.process_time() - cpu, gpu
     with _GpuSampler(device) as gpu:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         sequential = [fit(family, config, data.subset(tr), data.subset(va), seed=s, train_config=tc)
                       for s, tr, va in triples]
-        out["seq_s"], out["seq_gpu"] = time.perf_counter() - start, gpu
+        out["seq_s"], out["seq_cpu"], out["seq_gpu"] = time.perf_counter() - start, time.process_time() - cpu, gpu
     out["fused_acc"] = float(np.mean([r.metrics["accuracy"] for r in fused]))
     out["seq_acc"] = float(np.mean([r.metrics["accuracy"] for r in sequential]))
     out["params"] = fused[0].n_params
@@ -201,12 +208,17 @@ CALIBRATION: dict[str, list[tuple[str, dict, dict]]] = {
         ("cnn", {"filters": (8, 16)}, {"batch_size": 16}),
         ("cnn", {"filters": (32, 64)}, {"batch_size": 32}),
         ("wavenet", {"residual_channels": 32, "skip_channels": 64}, {"batch_size": 32}),
+        ("inception_time", {"depth": 3, "filters": 8, "kernel_size": 20, "bottleneck": 8}, {"batch_size": 16}),
+        ("inception_time", {"depth": 3, "filters": 16, "kernel_size": 20, "bottleneck": 16}, {"batch_size": 16}),
+        ("inception_time", {"depth": 6, "filters": 16, "kernel_size": 40, "bottleneck": 16}, {"batch_size": 16}),
+        ("inception_time", {"depth": 3, "filters": 32, "kernel_size": 20}, {"batch_size": 16}),
     ],
     "gtzan": [
         ("lstm", {"units": (16,)}, {"batch_size": 32}),
         ("cnn1d", {"filters": (16,)}, {"batch_size": 32}),
         ("cnn", {"filters": (4, 8)}, {"batch_size": 32}),
         ("wavenet", {"layers_per_stack": 2, "residual_channels": 8, "skip_channels": 8}, {"batch_size": 32}),
+        ("inception_time", {"depth": 3, "filters": 8, "kernel_size": 20, "bottleneck": 8}, {"batch_size": 32}),
     ],
 }
 
@@ -214,7 +226,8 @@ CALIBRATION: dict[str, list[tuple[str, dict, dict]]] = {
 def _row(r: dict, device: str) -> str:
     line = (f"{r['size']:<16}{r['family']:<9}{r['params']:>8}{r['mflop']:>8.1f}{r['fits'] / r['seq_s']:>12.3f}"
             f"{r['fits'] / r['fused_s']:>14.3f}{r['seq_s'] / r['fused_s']:>7.2f}x"
-            f"{r['seq_acc']:>9.3f}{r['fused_acc']:>11.3f}{'fused' if r['auto'] else 'seq':>7}")
+            f"{r['seq_acc']:>9.3f}{r['fused_acc']:>11.3f}{'fused' if r['auto'] else 'seq':>7}"
+            f"{r['seq_cpu'] / r['fused_cpu']:>9.2f}x")
     if device != "cpu":
         line += f"{r['seq_gpu'].mean:>9}{r['fused_gpu'].mean:>11}"
     return line
@@ -245,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     if "gtzan" in args.sizes:
         sets["gtzan"] = gtzan_like()
     header = (f"{'size':<16}{'family':<9}{'params':>8}{'MFLOP':>8}{'seq fits/s':>12}{'fused fits/s':>14}"
-              f"{'ratio':>8}{'seq acc':>9}{'fused acc':>11}{'auto':>7}")
+              f"{'ratio':>8}{'seq acc':>9}{'fused acc':>11}{'auto':>7}{'cpu ratio':>10}")
     print(header + (f"{'seq GPU':>9}{'fused GPU':>11}" if device != "cpu" else ""))
     for size, data in sets.items():
         for family in args.families:

@@ -96,6 +96,14 @@ def test_max_pool_branch_never_picks_padding():
     assert isinstance(module.norm, MaskedBatchNorm)
 
 
+def test_learns_the_synthetic_audio(synth_mfcc):
+    train = synth_mfcc.subset(np.arange(len(synth_mfcc)) % 3 != 0)
+    valid = synth_mfcc.subset(np.arange(len(synth_mfcc)) % 3 == 0)
+    result = fit("inception_time", {"depth": 3, "filters": 8, "kernel_size": 20, "bottleneck": 8}, train, valid,
+                 seed=0, train_config={"lr": 3e-3, "batch_size": 8, "epochs": 12, "device": "cpu", "num_threads": 1})
+    assert result.metrics["balanced_accuracy"] >= 2 / synth_mfcc.n_classes, result.history
+
+
 # ---------------------------------------------------------------------------------------
 # the fused path
 # ---------------------------------------------------------------------------------------
