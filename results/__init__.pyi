@@ -4,6 +4,10 @@ from .build import (
     EnsembleDef as EnsembleDef,
     build_ensembles as build_ensembles,
 )
+from .choice import (
+    FinalChoice as FinalChoice,
+    final_choice as final_choice,
+)
 from .deploy import (
     DeployedMember as DeployedMember,
     bag_member as bag_member,
@@ -32,6 +36,9 @@ from .experiment import (
 from .leaderboard import (
     format_leaderboard as format_leaderboard,
     load_leaderboard as load_leaderboard,
+)
+from .looks import (
+    read_looks as read_looks,
 )
 from .pipeline import (
     finish_sweep as finish_sweep,

@@ -1,12 +1,25 @@
-"""Which members each ensemble method gets, with what weights, and its honest out-of-fold
-estimate.
+"""The candidates for what seqsweep hands over, their members and weights, and each one's
+honest out-of-fold estimate.
 
-Every method starts from the sweep's finished trials in rank order (the pool). ``soft``,
-``max`` and ``vote`` weigh the ``top_k`` best equally; ``weighted`` keeps the ones
-`results.ensemble.greedy_selection` picks; ``weighted_logloss`` (with
-``ensemble.fit_weights``) fits weights by `results.ensemble.fit_logloss_weights`. The
-out-of-fold estimate of each ensemble is cross-fitted (`results.ensemble.cross_fit`) over
-`weight_parts`: no ensemble is scored on the rows that chose its members or weights.
+Every candidate starts from the sweep's finished trials in rank order (the pool, the
+library):
+
+* ``best_member``: the rank-1 trial by the CV objective, alone;
+* ``soft``, ``max`` and ``vote``: the ``top_k`` best, weighed equally;
+* ``weighted``: greedy selection with replacement (`results.ensemble.greedy_selection`,
+  Caruana et al. 2004) over the whole library, at most ``max_size`` picks: two families
+  that are each good on a different part of the rows can both join, even when one of them
+  fills the top k;
+* ``weighted_logloss`` (with ``ensemble.fit_weights``): the top ``top_k``, weights fitted by
+  `results.ensemble.fit_logloss_weights`.
+
+The out-of-fold estimate of each candidate is cross-fitted (`results.ensemble.cross_fit`)
+over `weight_parts`: on each part the choice (which trial is rank 1, which are the top k,
+greedy's picks, the weights) is made on the other parts' rows, so no figure is scored on
+the rows that made its choices; the rank-1 member's figure is cross-fitted over the choice
+of member like the others. On those other parts a trial's standing is its ``metric`` on
+their pooled out-of-fold rows, an approximation of the CV ranking (which uses every row).
+`results.choice` then picks one candidate, inside a second cross-fit.
 """
 
 from __future__ import annotations
@@ -28,18 +41,44 @@ from results.experiment import Member
 from search.spec import ENSEMBLE_METHODS
 from seqsweep.errors import ConfigError
 
-__all__ = ["EnsembleDef", "build_ensembles", "parse_methods", "weight_parts"]
+__all__ = ["BEST_MEMBER", "Candidate", "EnsembleDef", "build_ensembles", "make_candidates", "parse_methods",
+           "pool_probabilities", "split_rows", "weight_parts"]
+
+#: The candidate that is the rank-1 member alone.
+BEST_MEMBER = "best_member"
+
+#: (pool probabilities on some rows [shape=(M, n, C)], their classes [shape=(n,)]) -> weights [shape=(M,)]
+Chooser = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate for the final choice: its ``name`` (``best_member`` or an ensemble
+    method), the ``combiner`` of `results.ensemble.combine` that joins its members, how it
+    ``choose``s its members and weights from rows of the pool, and the weights it gets on
+    every train row (``deployed``, [shape=(M,)], the ranking by the CV objective where the
+    choice is a ranking)."""
+
+    name: str
+    combiner: str
+    choose: Chooser
+    deployed: np.ndarray
 
 
 @dataclass
 class EnsembleDef:
-    """One ensemble: its method, members (trial ids, in rank order), weights summing to 1,
-    and out-of-fold probabilities [shape=(N_train, C)]."""
+    """One candidate as built: its name (``method``), combiner, members (trial ids, in rank
+    order), weights summing to 1, and cross-fitted out-of-fold probabilities
+    [shape=(N_train, C)]."""
 
     method: str
     members: list[str]
     weights: list[float]
     oof_proba: np.ndarray
+    combiner: str = ""
+
+    def __post_init__(self) -> None:
+        self.combiner = self.combiner or self.method
 
 
 def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -56,19 +95,76 @@ def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...] | None
     return tuple(dict.fromkeys(items))
 
 
-def weight_parts(members: Sequence[Member], *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The parts over which weighted methods are cross-fitted: ``folds`` stratified,
-    group-aware folds of the train rows (scikit-learn's `StratifiedGroupKFold`, seeded)."""
+def split_rows(y: np.ndarray, groups: np.ndarray, *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` stratified, group-aware parts of rows with classes ``y`` and ``groups``
+    [shape=(n,)] (scikit-learn's `StratifiedGroupKFold`, seeded; fewer parts when there are
+    fewer groups, at least 2): (fit rows, held rows) pairs of positions into ``y``."""
     import warnings
 
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    y, groups = members[0].y, members[0].groups
-    n_groups = len(set(groups.tolist()))
-    splitter = StratifiedGroupKFold(n_splits=max(2, min(folds, n_groups)), shuffle=True, random_state=seed)
+    n_groups = len(set(np.asarray(groups).tolist()))
+    splits = max(2, min(folds, n_groups))
+    # one row per group: the plain stratified split is the same rule, without the group search's cost
+    splitter = (StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed) if n_groups == len(y) else
+                StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the "least populated class" warning
         return [(a.astype(np.int64), b.astype(np.int64)) for a, b in splitter.split(np.zeros(len(y)), y, groups)]
+
+
+def weight_parts(members: Sequence[Member], *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The parts over which every candidate is cross-fitted: `split_rows` of the train rows."""
+    return split_rows(members[0].y, members[0].groups, folds=folds, seed=seed)
+
+
+def pool_probabilities(pool: Sequence[Member]) -> np.ndarray:
+    """Each trial's out-of-fold probabilities, averaged over its CV seeds [shape=(M, N, C)]."""
+    return np.stack([average_seeds(m.oof) for m in pool])
+
+
+def make_candidates(pool_oof: np.ndarray, y: np.ndarray, methods: Sequence[str], *, top_k: int, metric: str,
+                    fit_weights: bool = False, max_size: int = 25) -> list[Candidate]:
+    """``best_member`` and one candidate per method (plus ``weighted_logloss`` with
+    ``fit_weights``) over the pool's out-of-fold probabilities [shape=(M, N, C)], best CV
+    rank first."""
+    m = pool_oof.shape[0]
+    k = min(top_k, m)
+
+    def top(count: int) -> np.ndarray:
+        weights = np.zeros(m)
+        weights[:count] = 1.0 / count
+        return weights
+
+    def greedy(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return greedy_selection(p, t, metric, max_size=max_size)
+
+    def logloss_top_k(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+        chosen = top_k_weights(p, t, k=k, metric=metric)
+        inside = chosen > 0
+        chosen[inside] = fit_logloss_weights(p[inside], t)
+        return chosen
+
+    def equal_top_k(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return top_k_weights(p, t, k=k, metric=metric)
+
+    def rank_one(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return top_k_weights(p, t, k=1, metric=metric)
+
+    out = [Candidate(BEST_MEMBER, "soft", rank_one, top(1))]
+    todo = list(methods) + (["weighted_logloss"] if fit_weights and "weighted_logloss" not in methods else [])
+    for method in todo:
+        if method in ("soft", "max", "vote"):
+            out.append(Candidate(method, method, equal_top_k, top(k)))
+        elif method == "weighted":
+            out.append(Candidate(method, method, greedy, greedy(pool_oof, y)))
+        elif method == "weighted_logloss":
+            deployed = top(k)
+            deployed[:k] = fit_logloss_weights(pool_oof[:k], y)
+            out.append(Candidate(method, method, logloss_top_k, deployed))
+        else:
+            raise ConfigError("methods", f"must be among {list(METHODS)}", method)
+    return out
 
 
 def build_ensembles(
@@ -80,45 +176,21 @@ def build_ensembles(
     parts: Sequence[tuple[np.ndarray, np.ndarray]],
     fit_weights: bool = False,
     max_size: int = 25,
-) -> list[EnsembleDef]:
-    """Each method's members, weights and out-of-fold probabilities.
+) -> tuple[list[EnsembleDef], list[Candidate]]:
+    """Each candidate's members, weights and cross-fitted out-of-fold probabilities, and
+    the candidates themselves (for `results.choice.final_choice`).
 
-    ``pool`` holds every finished trial, best CV rank first; the deployed ensembles use its
-    first ``top_k``. ``soft``, ``max`` and ``vote`` weigh them equally; ``weighted`` keeps
-    the ones `greedy_selection` picked (weights = times picked / ensemble size);
-    ``weighted_logloss`` (added when ``fit_weights``) uses `fit_logloss_weights`.
-
-    The out-of-fold probabilities are cross-fitted over ``parts`` (`cross_fit`): on each
-    part, the top ``top_k`` trials are chosen by their ``metric`` on the other parts' rows
-    (an approximation of the CV ranking, which uses every row) and the weights are fitted
-    there too, so no ensemble's estimate is scored on the rows that chose its members.
+    ``pool`` holds every finished trial, best CV rank first. The first `EnsembleDef` is
+    ``best_member``, then one per method (see the module).
     """
-    pool_oof = np.stack([average_seeds(m.oof) for m in pool])  # (M_pool, N, C)
+    pool_oof = pool_probabilities(pool)
     y = pool[0].y
-    k = min(top_k, len(pool))
-    ids = [m.trial_id for m in pool[:k]]
-    fitters: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-        "weighted": lambda p, t: greedy_selection(p, t, metric, max_size=max_size),
-        "weighted_logloss": lambda p, t: fit_logloss_weights(p, t),
-    }
-
-    def choose(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        def weights(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-            chosen = top_k_weights(p, t, k=k, metric=metric)
-            if method in fitters:
-                inside = chosen > 0
-                chosen[inside] = fitters[method](p[inside], t)
-            return chosen
-        return weights
-
-    todo = list(methods) + (["weighted_logloss"] if fit_weights and "weighted_logloss" not in methods else [])
-    out = []
-    for method in todo:
-        if method not in ("soft", "max", "vote") and method not in fitters:
-            raise ConfigError("methods", f"must be among {list(METHODS)}", method)
-        weights = fitters[method](pool_oof[:k], y) if method in fitters else np.full(k, 1.0 / k)
-        keep = weights > 0
-        proba = cross_fit(choose(method), method, pool_oof, y, parts)
-        out.append(EnsembleDef(method, [t for t, kept in zip(ids, keep) if kept],
-                               [float(w) for w in weights[keep] / weights[keep].sum()], proba))
-    return out
+    candidates = make_candidates(pool_oof, y, methods, top_k=top_k, metric=metric, fit_weights=fit_weights,
+                                 max_size=max_size)
+    defs = []
+    for c in candidates:
+        keep = c.deployed > 0
+        proba = cross_fit(c.choose, c.combiner, pool_oof, y, parts)
+        defs.append(EnsembleDef(c.name, [m.trial_id for m, kept in zip(pool, keep) if kept],
+                                [float(w) for w in c.deployed[keep] / c.deployed[keep].sum()], proba, c.combiner))
+    return defs, candidates

@@ -19,7 +19,7 @@ _METHOD_NOTES = {
     "soft": "mean probability",
     "max": "per-class maximum",
     "vote": "hard majority, ties by mean probability",
-    "weighted": "greedy selection, Caruana 2004",
+    "weighted": "greedy selection from every finished trial, Caruana 2004",
     "weighted_logloss": "weights fitted to out-of-fold log-loss",
 }
 _METHODS_HELP = ", ".join(f"{m} ({_METHOD_NOTES[m]})" for m in METHODS)
@@ -47,24 +47,29 @@ def results() -> None:
               help="How a member is deployed: bag = its CV fold models, averaged (what its out-of-fold "
                    "estimate describes; no training); full = refit on the whole train split with its CV "
                    "seeds. Default: the spec's ensemble.refit, else bag.")
+@click.option("--max-size", type=click.IntRange(min=1), default=None,
+              help="weighted: at most this many greedy picks from every finished trial (default: the spec's "
+                   "ensemble.max_size, else 25).")
 @click.option("--no-report", is_flag=True, help="Skip the report.")
 def ensemble(directory: str, top_k: int | None, methods: str | None, fit_weights: bool | None,
-             refit: str | None, no_report: bool) -> None:
-    """Rebuild the ensembles of the finished sweep in DIR.
+             refit: str | None, max_size: int | None, no_report: bool) -> None:
+    """Rebuild the ensembles and the final choice of the finished sweep in DIR.
 
-    Each method gets an out-of-fold estimate from the trials' saved out-of-fold
-    probabilities, cross-fitted: its members (the top K of every finished trial) and its
-    weights are chosen on other rows than the ones each estimate is scored on; the best
-    method is chosen on those estimates. Each member is deployed (its bag of CV fold
-    models, or a full refit) and every member and every ensemble is scored once on the
-    held-out test split. Writes
-    DIR/ensembles.csv, the saved ensemble DIR/ensemble/ (for `seqsweep predict`) and the
-    report DIR/report/.
+    The candidates are the rank-1 member and each method; each gets an out-of-fold
+    estimate from the trials' saved out-of-fold probabilities, cross-fitted: its members
+    (the top K, or greedy's picks from every finished trial) and weights are chosen on
+    other rows than the ones each estimate is scored on. The final choice is the best
+    candidate, and its one out-of-fold figure is cross-fitted over that choice too. Each
+    member is deployed (its bag of CV fold models, or a full refit) and every member and
+    candidate is scored once on the held-out test split; every figure is recorded in
+    DIR/test_looks.csv, and a rerun says how many looks came before. Writes
+    DIR/ensembles.csv (an earlier one is kept as DIR/ensembles_run<n>.csv), the saved
+    choice DIR/ensemble/ (for `seqsweep predict`) and the report DIR/report/.
     """
     from results.pipeline import finish_sweep
 
     summary = finish_sweep(directory, top_k=top_k, methods=methods, fit_weights=fit_weights,
-                           refit=refit, report=not no_report, echo=click.echo)
+                           refit=refit, max_size=max_size, report=not no_report, echo=click.echo)
     click.echo(str(summary))
 
 
@@ -85,7 +90,10 @@ def report(directory: str) -> None:
 @click.option("--top", "top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Show the N best trials.")
 @click.option("--all", "show_all", is_flag=True, help="Show every trial.")
-def leaderboard(directory: str, top: int, show_all: bool) -> None:
+@click.option("--pareto", is_flag=True,
+              help="Only the finished trials on the frontier of CV objective against prediction seconds "
+                   "per 1,000 clips (no other trial is both as good and as fast, and better at one).")
+def leaderboard(directory: str, top: int, show_all: bool, pareto: bool) -> None:
     """Print the leaderboard of the sweep in DIR (DIR/leaderboard.csv), best first."""
     from results.leaderboard import format_leaderboard, load_leaderboard
     from search.spec import SweepSpec
@@ -95,15 +103,16 @@ def leaderboard(directory: str, top: int, show_all: bool) -> None:
         metric = SweepSpec.load(directory).metric
     except SeqsweepError:  # no sweep.json, or one that no longer checks
         metric = "balanced_accuracy"
-    click.echo(format_leaderboard(board, top=None if show_all else top, metric=metric))
+    click.echo(format_leaderboard(board, top=None if show_all else top, metric=metric, pareto=pareto))
 
 
 @click.command()
 @click.argument("directory", metavar="DIR", type=_DIR)
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--method", default=None,
-              help=f"Which saved ensemble predicts: {', '.join(ENSEMBLE_METHODS)} (or {_IF_BUILT} if built). "
-                   "Default: the one chosen by its out-of-fold estimate (ensembles.csv's summary names it).")
+              help=f"Which saved candidate predicts: best_member (the rank-1 trial alone), "
+                   f"{', '.join(ENSEMBLE_METHODS)} (or {_IF_BUILT} if built). Default: the final choice "
+                   "(ensembles.csv's final row; the summary names it).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions as CSV here (default: print them).")
 def predict(directory: str, inputs: tuple[str, ...], method: str | None, out: str | None) -> None:

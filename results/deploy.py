@@ -7,8 +7,8 @@ A member is deployed in one of two forms (the spec's ``ensemble.refit``):
   averaged. Each fit's weights were kept with the trial (``fold_models/``), so nothing is
   retrained, and the member's out-of-fold estimate (every train clip predicted by the
   models that did not train on it, averaged over the seeds) describes exactly this bag.
-* ``full``: the member's config refit on the whole train split, once per CV seed (the same
-  seeds as its CV), for the median epoch count its inner early-stopping splits chose
+* ``full``: the member's config refit on the whole train split, once per CV seed, from the
+  seed its CV fits of that seed started from (``init_seed``), for the median epoch count its inner early-stopping splits chose
   when it used early stopping; probabilities averaged over the seeds. Its out-of-fold
   estimate is then that of the bag, an approximation this form accepts.
 
@@ -94,9 +94,14 @@ def bag_member(member: Member) -> DeployedMember:
         if blob is None:
             raise StoreError(path, "a bagged member's fold model must exist", "missing")
         weights.append(weights_from_bytes(os.path.splitext(path)[1], blob, model=member.model,
-                                          flat_config=member.config, seed=int(f["seed"]), where=path))
+                                          flat_config=member.config, seed=_start(f), where=path))
     return DeployedMember(member.trial_id, member.model, dict(member.config), "bag",
-                          [int(f["seed"]) for f in member.fits], [int(f["fold"]) for f in member.fits], weights)
+                          [_start(f) for f in member.fits], [int(f["fold"]) for f in member.fits], weights)
+
+
+def _start(fit: Mapping[str, Any]) -> int:
+    """The seed one CV fit started from (``init_seed``; the plan seed for trials saved before)."""
+    return int(fit.get("init_seed", fit["seed"]))
 
 
 def refit_epochs(member: Member) -> int | None:
@@ -111,9 +116,10 @@ def refit_epochs(member: Member) -> int | None:
     return max(1, int(round(float(np.median(best)))))
 
 
-def refit_member(member: Member, train: SequenceSet, *, seeds: Sequence[int]) -> DeployedMember:
+def refit_member(member: Member, train: SequenceSet, *, seeds: Sequence[int] | None = None) -> DeployedMember:
     """Fit ``member``'s config on all of ``train`` once per seed (no validation, no early
-    stopping: `refit_epochs` epochs when the trial stopped early)."""
+    stopping: `refit_epochs` epochs when the trial stopped early). The seeds are the ones its
+    CV fits started from (`Member.init_seeds`, one per CV seed) unless ``seeds`` says otherwise."""
     from trainables import fit, split_flat_config
 
     name, model_config, train_config = split_flat_config(member.flat_config)
@@ -121,6 +127,7 @@ def refit_member(member: Member, train: SequenceSet, *, seeds: Sequence[int]) ->
     if epochs is not None:
         train_config = replace(train_config, epochs=epochs, early_stopping_patience=None)
     weights, seconds = [], 0.0
+    seeds = member.init_seeds if seeds is None else list(seeds)
     for seed in seeds:
         result = fit(name, model_config, train, None, seed=int(seed), train_config=train_config, return_weights=True)
         weights.append(result.weights)
@@ -213,9 +220,9 @@ def deploy_and_predict(
     test: SequenceSet,
     folder: str,
     train: SequenceSet | None = None,
-    seeds: Sequence[int] = (),
 ) -> tuple[dict[str, Any], np.ndarray, float]:
-    """Deploy one member (its bag, or a ``full`` refit on ``train`` with ``seeds``), save its
+    """Deploy one member (its bag, or a ``full`` refit on ``train`` with the seeds its CV fits
+    started from), save its
     weights into ``folder`` and predict ``test`` with it: (its ``ensemble.json`` entry, its
     test probabilities float64 [shape=(N_test, C)], seconds). `finish_sweep` runs this as
     one Ray task per member, with the sweep's per-trial resources, so the work lands where
@@ -228,7 +235,7 @@ def deploy_and_predict(
     else:
         if train is None:
             raise StoreError("train", "a full refit needs the train split", None)
-        deployed = refit_member(member, train, seeds=seeds)
+        deployed = refit_member(member, train)
     proba = deployed.predict_proba(test) if len(test) else np.zeros((0, test.n_classes))
     entry = save_members([deployed], folder)[0]
     return entry, proba, time.perf_counter() - started
@@ -236,7 +243,7 @@ def deploy_and_predict(
 
 def score_on_test(
     member_proba: Mapping[str, np.ndarray],
-    ensembles: Mapping[str, tuple[Sequence[str], Sequence[float]]],
+    ensembles: Mapping[str, tuple[str, Sequence[str], Sequence[float]]],
     test: SequenceSet,
     *,
     by_group: bool = False,
@@ -244,15 +251,16 @@ def score_on_test(
     """Score every deployed member's test probabilities (``member_proba``, by trial id, each
     predicted once by `deploy_and_predict`) and every ensemble once on the held-out ``test``.
 
-    ``ensembles`` maps a method to ``(member trial ids, weights)``; the ensembles combine the
-    members' probabilities. ``by_group`` adds the per-group metrics (segmented feature sets).
+    ``ensembles`` maps a candidate's name to ``(combiner, member trial ids, weights)``; the
+    combiner (`results.ensemble.combine`) joins the members' probabilities. ``by_group`` adds
+    the per-group metrics (segmented feature sets).
     """
     groups = np.asarray(test.groups, dtype=str) if by_group else None
     member_metrics = {tid: score_test(test.y, p, n_classes=test.n_classes, groups=groups)
                       for tid, p in member_proba.items()}
     ensemble_proba, ensemble_metrics = {}, {}
-    for method, (ids, weights) in ensembles.items():
-        proba = combine(method, np.stack([member_proba[t] for t in ids]), weights=weights)
+    for method, (combiner, ids, weights) in ensembles.items():
+        proba = combine(combiner, np.stack([member_proba[t] for t in ids]), weights=weights)
         ensemble_proba[method] = proba
         ensemble_metrics[method] = score_test(test.y, proba, n_classes=test.n_classes, groups=groups)
     return TestScores(test.y, np.asarray(test.clip_ids, dtype=str), dict(member_proba), ensemble_proba,

@@ -10,7 +10,8 @@ so the ensemble's class is ``argmax`` of its row, like a single model's.
 * `hard_vote`: the fraction of members whose arg-max is each class; ties between classes
   with as many votes are broken by the mean probability (see its docstring).
 * `greedy_selection`: Caruana et al. (2004) ensemble selection with replacement on the
-  members' out-of-fold probabilities; its weights go to `soft_vote`.
+  members' out-of-fold probabilities (the whole library of finished trials); its weights
+  go to `soft_vote`. `batch_scores` scores many candidate predictions at once for it.
 * `fit_logloss_weights`: non-negative weights summing to 1 that minimise the out-of-fold
   log-loss of the weighted mean (softmax-parameterised, L-BFGS).
 * `cross_fit`: an ensemble's honest out-of-fold probabilities: its choices (which of the
@@ -28,19 +29,19 @@ seed-averaged test probabilities are.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from search.spec import ENSEMBLE_METHODS
 from seqsweep.errors import ConfigError, InputError
-from trainables.metrics import metric_score
+from trainables.metrics import METRICS
 
 __all__ = [
     "METHODS",
     "TIE_EPSILON",
     "average_seeds",
+    "batch_scores",
     "combine",
     "cross_fit",
     "per_group",
@@ -132,14 +133,44 @@ def hard_vote(probas: np.ndarray) -> np.ndarray:
 
 def score(y: np.ndarray, proba: np.ndarray, metric: str) -> float:
     """``metric`` (one of `trainables.metrics.METRICS`) of the arg-max of ``proba``
-    [shape=(N, C)] against ``y`` [shape=(N,)]."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
-        return metric_score(metric, np.asarray(y), np.asarray(proba).argmax(axis=1))
+    [shape=(N, C)] against ``y`` [shape=(N,)]: scikit-learn's value (`batch_scores`)."""
+    y = np.asarray(y, dtype=np.int64)
+    if len(y) == 0:
+        raise InputError("y", "a score needs at least one clip", 0)
+    return float(batch_scores(y, np.asarray(proba).argmax(axis=1)[None], metric)[0])
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)).mean())
+
+
+def batch_scores(y: np.ndarray, preds: np.ndarray, metric: str) -> np.ndarray:
+    """``metric`` of each row of predicted classes ``preds`` [shape=(B, N)] against ``y``
+    [shape=(N,)] -> float64 [shape=(B,)], in numpy: the values of `score` (scikit-learn's
+    rules: balanced accuracy over the classes in ``y``; F1 over the classes in ``y`` or
+    predicted, 0 where undefined) at a fraction of its cost, for the greedy loop."""
+    y = np.asarray(y, dtype=np.int64)
+    preds = np.asarray(preds, dtype=np.int64)
+    if metric == "accuracy":
+        return (preds == y).mean(axis=1)
+    c = int(max(y.max(initial=0), preds.max(initial=0))) + 1
+    b = preds.shape[0]
+    flat = (np.arange(b)[:, None] * c * c + y[None, :] * c + preds).ravel()
+    cm = np.bincount(flat, minlength=b * c * c).reshape(b, c, c)  # (B, true, predicted)
+    support = cm.sum(axis=2)  # (B, C) true counts, the same on every row
+    hits = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
+    present = support[0] > 0
+    if metric == "balanced_accuracy":
+        return (hits[:, present] / support[:, present]).mean(axis=1)
+    if metric not in ("f1_macro", "f1_weighted"):
+        raise ConfigError("metric", f"must be one of {list(METRICS)}", metric)
+    predicted = cm.sum(axis=1)
+    denominator = support + predicted
+    f1 = np.divide(2 * hits, denominator, out=np.zeros_like(hits), where=denominator > 0)
+    if metric == "f1_weighted":
+        return (f1 * support).sum(axis=1) / support[0].sum()
+    counted = (support > 0) | (predicted > 0)
+    return (f1 * counted).sum(axis=1) / counted.sum(axis=1)
 
 
 def greedy_selection(
@@ -155,7 +186,8 @@ def greedy_selection(
     in) whose addition gives the best ``metric`` of the ensemble's mean out-of-fold
     probability; ties go to the lower log-loss, then to the lower member index. After
     ``max_size`` steps the ensemble is cut back to the size with the best score seen (the
-    smallest such size).
+    smallest such size). ``oof_probas`` may be the whole library of a sweep's trials
+    (Caruana's setting), not only its best few.
 
     Parameters
     ----------
@@ -174,19 +206,21 @@ def greedy_selection(
         raise InputError("y", f"must hold one class per clip ({arr.shape[1]})", y.shape)
     if max_size < 1:
         raise ConfigError("max_size", "must be >= 1", max_size)
-    m = arr.shape[0]
+    m, n = arr.shape[:2]
+    truth = arr[:, np.arange(n), y]  # (M, N): each member's probability of the true class
     counts = np.zeros(m, dtype=np.int64)
     total = np.zeros(arr.shape[1:], dtype=np.float64)
+    total_truth = np.zeros(n, dtype=np.float64)
     best_score, best_counts = -np.inf, counts.copy()
     for size in range(1, max_size + 1):
-        candidates = [((score(y, (total + arr[k]) / size, metric)),
-                       -_log_loss(y, (total + arr[k]) / size), -k) for k in range(m)]
-        pick = -max(candidates)[2]
+        values = batch_scores(y, (total[None] + arr).argmax(axis=2), metric)  # (M,) with each member added
+        losses = -np.log(np.clip((total_truth + truth) / size, 1e-15, 1.0)).mean(axis=1)
+        pick = int(np.lexsort((np.arange(m), losses, -values))[0])
         counts[pick] += 1
         total += arr[pick]
-        value = candidates[pick][0]
-        if value > best_score:
-            best_score, best_counts = value, counts.copy()
+        total_truth += truth[pick]
+        if values[pick] > best_score:
+            best_score, best_counts = values[pick], counts.copy()
     return best_counts / best_counts.sum()
 
 
@@ -240,7 +274,7 @@ def top_k_weights(probas: np.ndarray, y: np.ndarray, *, k: int, metric: str) -> 
     """Equal weights on the ``k`` members whose probabilities score best on these rows (ties
     to the lower index), zero elsewhere [shape=(M, N, C)] -> [shape=(M,)]."""
     arr = _stack(probas)
-    scores = np.array([score(y, arr[m], metric) for m in range(arr.shape[0])])
+    scores = batch_scores(y, arr.argmax(axis=2), metric)
     chosen = np.argsort(-scores, kind="stable")[: max(1, min(k, arr.shape[0]))]
     weights = np.zeros(arr.shape[0])
     weights[chosen] = 1.0 / len(chosen)

@@ -76,6 +76,13 @@ class Member:
             self.groups = np.asarray(self.clip_ids, dtype=str)
 
     @property
+    def init_seeds(self) -> list[int]:
+        """The seeds its fits started from, one per CV seed in plan order (`trainables.cv.init_seed`;
+        a trial saved before trials had their own seeds started from the plan seeds)."""
+        starts = {int(f["seed"]): int(f.get("init_seed", f["seed"])) for f in self.fits}
+        return [starts[s] for s in sorted(starts)]
+
+    @property
     def flat_config(self) -> dict[str, Any]:
         """``{"model": ..., **config}`` for `trainables.split_flat_config`."""
         return {"model": self.model, **self.config}

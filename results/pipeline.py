@@ -1,21 +1,23 @@
-"""What runs after a sweep: ensembles of the top trials, each member deployed (as its bag
-of CV fold models, or refit), one test scoring, the saved ensemble, and the report.
+"""What runs after a sweep: the candidates (the rank-1 member and every ensemble), one
+honest final choice among them, each member deployed (as its bag of CV fold models, or
+refit), one test scoring recorded in the ledger, the saved choice, and the report.
 
 `finish_sweep` is what ``seqsweep sweep run`` calls at the end of a sweep and what
 ``seqsweep results ensemble DIR`` runs on a finished one. In order:
 
-1. the ``top_k`` best trials with status ``ok`` (fewer if fewer finished; it says so);
-2. each ensemble method is built on the members' out-of-fold probabilities (each member's
-   averaged over its CV seeds: the out-of-fold estimate of its bag of fold models); its
-   out-of-fold estimate (``oof_*``) is cross-fitted (`results.build.build_ensembles`): on each
-   part of the train rows, the members (top-k of every finished trial) and the weighted
-   methods' weights are chosen on the other parts, so no ``oof_*`` of an ensemble is scored
-   on the rows that made its choices;
-3. the best ensemble is chosen on those out-of-fold figures (per group for segmented
-   feature sets), never on test;
-4. every member is deployed (``ensemble.refit``: ``bag``, its CV fold models; or ``full``,
-   refit on the whole train split with its CV seeds) and every member and every ensemble
-   is scored once on the held-out test split;
+1. the pool: every trial with status ``ok``, best CV rank first;
+2. the candidates are built on its out-of-fold probabilities (each trial's averaged over
+   its CV seeds: the out-of-fold estimate of its bag of fold models), each cross-fitted
+   (`results.build.build_ensembles`): the rank-1 member, the top ``top_k``'s soft / max /
+   vote, greedy selection over the whole library (``weighted``);
+3. the final choice (`results.choice.final_choice`): the candidate with the best
+   cross-fitted figure, with one out-of-fold figure for that choice, cross-fitted one
+   level up; never the test split;
+4. every member of a candidate is deployed (``ensemble.refit``: ``bag``, its CV fold
+   models; or ``full``, refit on the whole train split from the seeds its CV fits started
+   from) and every member and candidate is scored once on the held-out test split; each
+   figure is a row of the ledger ``test_looks.csv`` (`results.looks`), and a rerun says
+   how many looks came before and keeps the earlier ``ensembles.csv``;
 5. ``ensembles.csv`` (`results.summary`), ``ensemble/`` (weights, ``ensemble.json``,
    ``test_predictions.npz``) and the report are written.
 """
@@ -29,12 +31,20 @@ from typing import Any
 import numpy as np
 
 from features.store import FeatureStore
-from results.build import EnsembleDef, build_ensembles, parse_methods, weight_parts
+from results.build import (
+    BEST_MEMBER,
+    EnsembleDef,
+    build_ensembles,
+    parse_methods,
+    pool_probabilities,
+    weight_parts,
+)
+from results.choice import final_choice
 from results.deploy import FORMS, TestScores, deploy_and_predict, load_split, score_on_test
-from results.ensemble import per_group, score
 from results.experiment import Experiment, Member, load_experiment
+from results.looks import Looks, command_line, keep_earlier_table, read_looks, record_looks
 from results.report import write_report
-from results.summary import FinishSummary, ensembles_table
+from results.summary import FinishSummary, ensembles_table, look_rows
 from search.spec import ENSEMBLE_METHODS, ResourceSpec, SweepSpec
 from seqsweep import storage
 from seqsweep.errors import ConfigError, StoreError
@@ -42,7 +52,7 @@ from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PRE
 
 __all__ = ["finish_sweep"]
 
-_FORMAT = 2
+_FORMAT = 3  # 3: best.final, and each method's combiner (best_member is soft over one member)
 
 
 def _feature_info(spec: SweepSpec) -> dict[str, Any]:
@@ -82,7 +92,7 @@ def _save(exp: Experiment, folder: str, entries: list[dict[str, Any]], defs: Seq
         "format": _FORMAT, "experiment": exp.path, "metric": exp.metric, "classes": classes,
         "store": exp.spec.store, "dataset": exp.spec.dataset, "feature_set": exp.spec.feature_set,
         "features": _feature_info(exp.spec), "best": best, "members": entries,
-        "methods": {d.method: {"members": d.members, "weights": d.weights} for d in defs},
+        "methods": {d.method: {"combiner": d.combiner, "members": d.members, "weights": d.weights} for d in defs},
     }
     storage.write_bytes_atomic(json.dumps(info, indent=2).encode(), storage.join(folder, ENSEMBLE_JSON))
     wanted = {f for e in entries for f in e["files"]}
@@ -91,8 +101,8 @@ def _save(exp: Experiment, folder: str, entries: list[dict[str, Any]], defs: Seq
             storage.remove(storage.join(folder, name))
 
 
-def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: Any, seeds: list[int],
-                   folder: str, resources: ResourceSpec, echo: Callable[[str], Any]
+def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: Any, folder: str,
+                   resources: ResourceSpec, echo: Callable[[str], Any]
                    ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """`deploy_and_predict` for every member as Ray tasks with the sweep's per-trial
     resources, all at once; the driver waits with a progress bar and keeps the answers in
@@ -103,12 +113,13 @@ def _deploy_on_ray(members: Sequence[Member], *, form: str, test: Any, train: An
     from seqsweep.ray_runtime import ensure_ray
 
     ensure_ray()
-    task = ray.remote(deploy_and_predict).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=2)
+    task = ray.remote(deploy_and_predict)
+    settings = {"num_cpus": resources.cpus, "num_gpus": resources.gpus, "max_retries": 2}
     test_ref = ray.put(test)
     train_ref = ray.put(train) if train is not None else None
     # each task named for the dashboard: "deploy lstm trial 3f2a1_00004 (bag)"
-    refs = {task.options(name=f"deploy {m.model} trial {m.trial_id} ({form})").remote(
-                m, form=form, test=test_ref, folder=folder, train=train_ref, seeds=seeds): m
+    refs = {task.options(**settings, name=f"deploy {m.model} trial {m.trial_id} ({form})").remote(
+                m, form=form, test=test_ref, folder=folder, train=train_ref): m
             for m in members}
     done: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
     pending = list(refs)
@@ -140,19 +151,24 @@ def finish_sweep(
     echo: Callable[[str], Any] = print,
     fit_weights: bool | None = None,
     refit: str | None = None,
+    max_size: int | None = None,
     report: bool = True,
+    command: str | None = None,
 ) -> FinishSummary:
-    """Ensembles of the top trials of a finished sweep, deployed and scored once on test.
+    """The candidates of a finished sweep, one honest final choice, deployed and scored once
+    on test.
 
     Parameters
     ----------
     experiment_dir : the sweep's ``<storage>/<name>`` folder.
-    top_k, methods, fit_weights, refit : override the spec's ``ensemble`` section
-        (defaults: 5, soft/max/vote/weighted, false, ``bag``).
+    top_k, methods, fit_weights, refit, max_size : override the spec's ``ensemble`` section
+        (defaults: 5, soft/max/vote/weighted, false, ``bag``, 25).
     echo : where progress lines go.
     report : also write the report (`results.report.write_report`).
+    command : what the ledger records as the command (default: this process's command line).
 
-    Writes ``ensembles.csv``, ``ensemble/`` and (with ``report``) ``report/``; returns a
+    Writes ``ensembles.csv`` (the earlier one kept as ``ensembles_run<n>.csv``), appends to
+    ``test_looks.csv``, writes ``ensemble/`` and (with ``report``) ``report/``; returns a
     `FinishSummary`.
     """
     exp = load_experiment(experiment_dir)
@@ -160,48 +176,69 @@ def finish_sweep(
     top_k = int(top_k if top_k is not None else conf.top_k)
     if top_k < 1:
         raise ConfigError("top_k", "must be >= 1", top_k)
+    max_size = int(max_size if max_size is not None else conf.max_size)
+    if max_size < 1:
+        raise ConfigError("max_size", "must be >= 1", max_size)
     chosen = parse_methods(methods) or tuple(conf.methods or ENSEMBLE_METHODS)
     fit_weights = bool(conf.fit_weights if fit_weights is None else fit_weights)
     form = str(refit if refit is not None else conf.refit)
     if form not in FORMS:
         raise ConfigError("refit", f"must be one of {list(FORMS)}", form)
 
-    pool = exp.top_members(None)  # every finished trial: the cross-fitted estimates choose among them
+    pool = exp.top_members(None)  # every finished trial: the library the candidates choose from
     if len(pool) < top_k:
         echo(f"top_k is {top_k} but only {len(pool)} trials finished ok: using those {len(pool)}")
-    members = pool[:top_k]
-    defs = build_ensembles(pool, chosen, top_k=top_k, metric=exp.metric, fit_weights=fit_weights,
-                           parts=weight_parts(pool, folds=cv.folds, seed=base))
-    groups = members[0].groups if _segmented(members) else None
-    train, seeds = None, [base + s for s in range(cv.seeds)]
+    parts = weight_parts(pool, folds=cv.folds, seed=base)
+    defs, candidates = build_ensembles(pool, chosen, top_k=top_k, metric=exp.metric, fit_weights=fit_weights,
+                                       parts=parts, max_size=max_size)
+    groups = pool[0].groups if _segmented(pool) else None
+    final = final_choice(candidates, defs, pool_probabilities(pool), pool[0].y, parts, metric=exp.metric,
+                         split_groups=pool[0].groups, score_groups=groups, seed=base)
+    used = {t for d in defs for t in d.members}
+    members = [m for m in pool if m.trial_id in used]  # rank order
+    echo(f"final choice: {final.name} (best cross-fitted out-of-fold {exp.metric} of {len(defs)} candidates; "
+         f"the parts chose {', '.join(final.per_part)})")
+
+    looks = Looks(read_looks(exp.path))
+    if looks.runs:
+        echo(str(looks))
+        kept = keep_earlier_table(exp.path, looks.runs)
+        if kept:
+            echo(f"the earlier {ENSEMBLES_CSV} is kept as {kept}")
+    train = None
     if form == "bag":
         echo(f"deploying {len(members)} members as their bags of CV fold models, as Ray tasks")
     else:
         train = load_split(exp.spec, "train")
         _check_train(train.clip_ids, members[0], exp.spec)
-        echo(f"refitting {len(members)} members on {len(train)} train clips ({len(seeds)} seeds each), as Ray tasks")
+        echo(f"refitting {len(members)} members on {len(train)} train clips ({cv.seeds} seeds each, the ones "
+             "their CV fits started from), as Ray tasks")
     test = load_split(exp.spec, "test")
     if len(test) == 0:
         echo("the test split is empty: test_* columns are NaN")
     folder = storage.join(exp.path, ENSEMBLE_DIR)
-    entries, member_proba = _deploy_on_ray(members, form=form, test=test, train=train, seeds=seeds, folder=folder,
+    entries, member_proba = _deploy_on_ray(members, form=form, test=test, train=train, folder=folder,
                                            resources=exp.spec.resources, echo=echo)
-    scores = score_on_test(member_proba, {d.method: (d.members, d.weights) for d in defs}, test,
-                           by_group=groups is not None)
+    scores = score_on_test(member_proba, {d.method: (d.combiner, d.members, d.weights) for d in defs
+                                          if d.method != BEST_MEMBER}, test, by_group=groups is not None)
+    rank_one = pool[0].trial_id  # best_member is that member: its one scoring serves both rows
+    scores.ensemble_proba[BEST_MEMBER] = scores.member_proba[rank_one]
+    scores.ensemble_metrics[BEST_MEMBER] = scores.member_metrics[rank_one]
 
-    table = ensembles_table(members, defs, scores, form=form, groups=groups)
+    table = ensembles_table(members, defs, final, scores, form=form, groups=groups)
     storage.write_csv_atomic(table, storage.join(exp.path, ENSEMBLES_CSV))
-    # chosen on the out-of-fold estimates (per group when segmented): the test split stays unseen
-    y = members[0].y
-    oof_figures = [score(*(per_group(y, d.oof_proba, groups) if groups is not None else (y, d.oof_proba)),
-                         exp.metric) for d in defs]
-    best_ensemble = defs[int(np.argmax(oof_figures))].method
-    _save(exp, folder, entries, defs, members, scores, list(test.classes),
-          best={"member": members[0].trial_id, "ensemble": best_ensemble})
-
-    report_path = None
-    if report:
-        report_path = write_report(exp.path)
+    unit = "group" if groups is not None else "clip"
     n_test = len(set(np.asarray(test.groups, dtype=str).tolist())) if groups is not None else len(test)
-    return FinishSummary(exp.path, table, members[0].trial_id, best_ensemble, report_path,
-                         unit="group" if groups is not None else "clip", n_test=n_test)
+    settings = json.dumps({"top_k": top_k, "methods": list(chosen), "fit_weights": fit_weights, "refit": form,
+                           "max_size": max_size}, sort_keys=True)
+    record_looks(exp.path, look_rows(table, exp.metric, unit), run=looks.runs + 1, command=command or command_line(),
+                 settings=settings, metric=exp.metric, n_test=n_test, unit=unit)
+    ensembles = [d for d in defs if d.method != BEST_MEMBER]
+    best_ensemble = max(ensembles, key=lambda d: final.figures[d.method]).method if ensembles else BEST_MEMBER
+    _save(exp, folder, entries, defs, members, scores, list(test.classes),
+          best={"member": rank_one, "ensemble": best_ensemble, "final": final.name})
+
+    report_path = write_report(exp.path) if report else None
+    return FinishSummary(exp.path, table, rank_one, best_ensemble, report_path, unit=unit, n_test=n_test,
+                         metric=exp.metric, final=final.name, per_part=final.per_part, n_trials=len(pool),
+                         looks_before=looks.rows)

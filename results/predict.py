@@ -1,7 +1,8 @@
 """Predict the class of new audio with a sweep's saved ensemble (``seqsweep predict``).
 
 The experiment folder's ``ensemble/ensemble.json`` (written by `results.pipeline`) names
-the deployed members (bags of CV fold models, or refits), each method's weights, the classes and the feature set's parameters.
+the deployed members (bags of CV fold models, or refits), each candidate's members, combiner
+and weights, the final choice, the classes and the feature set's parameters.
 Each input file is extracted the same way the feature set was (`features.worker.extract_clip`
 with `features.extract.FeatureSpec.from_manifest`); a segmented feature set gives several
 segments per file, each predicted and their probabilities averaged per file.
@@ -62,8 +63,11 @@ class SavedEnsemble:
 
     @property
     def best_method(self) -> str:
-        """The ensemble chosen by its out-of-fold estimate when it was built."""
-        return str((self.info.get("best") or {}).get("ensemble") or self.methods[0])
+        """What seqsweep hands over: the final choice among the rank-1 member and every
+        ensemble (`results.choice`; ``best_member`` when the member won); for an ensemble saved
+        before the final choice was made, the ensemble its out-of-fold estimate chose."""
+        best = self.info.get("best") or {}
+        return str(best.get("final") or best.get("ensemble") or self.methods[0])
 
     def feature_spec(self) -> Any:
         """The `FeatureSpec` the members were trained on; `ConfigError` if not audio-derived."""
@@ -82,7 +86,7 @@ class SavedEnsemble:
             raise ConfigError("--method", f"must be one of the saved ensemble's methods {self.methods}", method)
         entry = self.info["methods"][method]
         stack = np.stack([self.members[t].predict_proba(data) for t in entry["members"]])
-        return combine(method, stack, weights=entry["weights"])
+        return combine(entry.get("combiner", method), stack, weights=entry["weights"])
 
 
 def load_ensemble(experiment_dir: str | os.PathLike) -> SavedEnsemble:
@@ -129,9 +133,10 @@ def predict(
     method: str | None = None,
     out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Predict each audio file in ``inputs`` (files or folders) with the saved ensemble
-    ``method`` (default: the one chosen by its out-of-fold estimate, whose figures
-    ``ensembles.csv`` reports; per file, as its per-group test figures are).
+    """Predict each audio file in ``inputs`` (files or folders) with the saved candidate
+    ``method`` (default: the final choice, a single member or an ensemble, whose one
+    out-of-fold figure ``ensembles.csv``'s ``final`` row reports; per file, as its per-group
+    test figures are). ``best_member`` is the rank-1 member alone.
 
     Returns a frame with one row per file: ``path``, ``predicted`` (class name, empty on
     error), ``prob_<class>`` per class (rows sum to 1; NaN on error) and ``error`` (empty

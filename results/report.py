@@ -1,8 +1,9 @@
 """The report of a sweep: PNG figures and a markdown summary in ``<experiment>/report/``.
 
-* ``confusion_best_member.png``, ``confusion_best_ensemble.png``: row-normalised confusion
+* ``confusion_best_member.png``, ``confusion_final_choice.png``: row-normalised confusion
   matrices on the held-out test split of the best member (rank 1 by the CV objective) and
-  the best ensemble (by its out-of-fold estimate); neither choice looks at the test split.
+  the final choice (what seqsweep hands over: the best candidate by cross-fitted
+  out-of-fold figure, `results.choice`); neither choice looks at the test split.
 * ``learning_curves.png``: training loss and validation ``metric`` per epoch of the top
   trials, each the mean over its (seed, fold) fits.
 * ``search_history.png``: each trial's objective in the order the trials started, and the
@@ -10,7 +11,8 @@
 * ``cv_spread.png``: every (seed, fold) value of ``metric`` for the top trials, coloured
   by seed, so that seed instability shows at a glance.
 * ``report.md``: links the figures; the leaderboard's top rows, ``ensembles.csv`` and
-  per-class precision, recall and F1 on test of the best member and the best ensemble.
+  per-class precision, recall and F1 on test of the best member and the final choice, whose
+  one out-of-fold figure (the choice cross-fitted) stands beside its test figure.
 
 The confusion matrices and per-class tables need the saved test predictions of
 ``seqsweep results ensemble DIR``; without them the rest is written and the report says so.
@@ -41,7 +43,7 @@ from seqsweep.layout import (
 
 __all__ = ["write_report", "FIGURES"]
 
-FIGURES = ("confusion_best_member.png", "confusion_best_ensemble.png", "learning_curves.png",
+FIGURES = ("confusion_best_member.png", "confusion_final_choice.png", "learning_curves.png",
            "search_history.png", "cv_spread.png")
 _TOP = 8  # trials drawn in the learning curves and the CV spread
 
@@ -213,6 +215,29 @@ def _curves(exp: Experiment, trials: Sequence[str]) -> list[tuple[str, list]]:
     return out
 
 
+def _final_lines(exp: Experiment, metric: str) -> list[str]:
+    """The final choice's one out-of-fold figure beside its test figure (``ensembles.csv``'s
+    ``final`` row), and how many looks at the test split the ledger holds."""
+    from results.looks import read_looks
+
+    data = storage.read_bytes(storage.join(exp.path, ENSEMBLES_CSV))
+    if data is None:
+        return []
+    table = pd.read_csv(io.BytesIO(data), dtype={"members": str})
+    final = table[table["kind"] == "final"]
+    unit = "group_" if f"oof_group_{metric}" in table else ""
+    lines = []
+    if len(final):
+        row = final.iloc[0]
+        lines += [f"Its one out-of-fold {metric} (the choice itself cross-fitted, not the best of several "
+                  f"figures): **{row[f'oof_{unit}{metric}']:.3f}**; on test: **{row[f'test_{unit}{metric}']:.3f}**.", ""]
+    looks = read_looks(exp.path)
+    if len(looks):
+        lines += [f"The test split has been scored in {int(looks['run'].max())} run(s), {len(looks)} looks in all "
+                  "(`test_looks.csv`).", ""]
+    return lines
+
+
 def write_report(experiment_dir: str) -> str:
     """Write the figures and ``report.md`` into ``<experiment_dir>/report/``; returns the
     path of ``report.md``."""
@@ -238,20 +263,24 @@ def write_report(experiment_dir: str) -> str:
             member_ids = [str(t) for t in data["member_ids"]]
             methods = [str(m) for m in data["methods"]]
             member_proba, ensemble_proba = data["member_proba"], data["ensemble_proba"]
-        best_member, best_method = info["best"]["member"], info["best"]["ensemble"]
+        best_member = info["best"]["member"]
+        best_method = info["best"].get("final") or info["best"]["ensemble"]
         mp = member_proba[member_ids.index(best_member)]
         ep = ensemble_proba[methods.index(best_method)]
         md += ["## Test split", "",
-               f"Best member: trial `{best_member}` (rank 1 by the CV objective). Best ensemble: "
-               f"`{best_method}` (best out-of-fold {metric}). Neither was chosen by its test score.", ""]
+               f"Best member: trial `{best_member}` (rank 1 by the CV objective, the best of {len(exp.ok_trials())} "
+               f"finished trials). Final choice, what `predict` runs: `{best_method}` (the best cross-fitted "
+               f"out-of-fold {metric} among the rank-1 member and every ensemble). Neither was chosen by its test "
+               "score.", ""]
+        md += _final_lines(exp, metric)
         if len(y):
             plot_confusion(y, mp, classes, f"best member {best_member}: test", storage.join(out, FIGURES[0]))
-            plot_confusion(y, ep, classes, f"best ensemble {best_method}: test", storage.join(out, FIGURES[1]))
+            plot_confusion(y, ep, classes, f"final choice {best_method}: test", storage.join(out, FIGURES[1]))
             md += [f"![confusion matrix, best member]({FIGURES[0]})",
-                   f"![confusion matrix, best ensemble]({FIGURES[1]})", "",
+                   f"![confusion matrix, final choice]({FIGURES[1]})", "",
                    f"### Per class, best member `{best_member}` on test", "",
                    _md_table(per_class_table(y, mp, classes)), "",
-                   f"### Per class, best ensemble `{best_method}` on test", "",
+                   f"### Per class, final choice `{best_method}` on test", "",
                    _md_table(per_class_table(y, ep, classes)), ""]
         else:
             md += ["The test split is empty: no confusion matrices.", ""]
@@ -269,7 +298,7 @@ def write_report(experiment_dir: str) -> str:
     plot_cv_spread(folds[folds["trial_id"].isin(top)] if metric in folds else folds.iloc[0:0], top,
                    metric if metric in folds else "balanced_accuracy", storage.join(out, FIGURES[4]))
     cols = [c for c in ["rank", "trial_id", "model", "objective", f"{metric}_mean", f"{metric}_std",
-                        f"{metric}_min", "n_params", "train_seconds"] if c in ok]
+                        f"{metric}_min", "n_params", "fit_seconds_mean", "predict_seconds_per_1000"] if c in ok]
     md += ["## Cross-validation", "", f"### Top {min(_TOP, len(ok))} trials", "",
            _md_table(ok[cols].head(_TOP)) if len(ok) else "No trial finished ok.", "",
            f"![learning curves]({FIGURES[2]})", "", f"![search history]({FIGURES[3]})", "",

@@ -48,6 +48,7 @@ __all__ = [
     "TrainSpec",
     "ResourceSpec",
     "EnsembleSpec",
+    "DataSpec",
     "SweepSpec",
     "load_spec",
     "METRICS",
@@ -60,6 +61,7 @@ SCHEDULERS = ("none", "asha", "wilcoxon")
 REFITS = ("bag", "full")
 FUSED = ("auto", True, False)
 OBJECTIVES = ("mean", "mean_minus_std")
+DATA_PATHS = ("auto", "object_store", "node_cache")
 #: the ensembles a spec may ask for (results also builds ``weighted_logloss`` when
 #: ``ensemble.fit_weights`` is true)
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
@@ -68,7 +70,7 @@ OVERRIDABLE = ("name", "store", "dataset", "feature_set", "storage")
 
 
 #: of several broken sections, the one reported: the sections, then the top-level values
-_REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "ensemble",
+_REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "data", "ensemble",
                  "name", "store", "dataset", "feature_set", "metric", "storage")
 
 
@@ -151,11 +153,24 @@ class EnsembleSpec(Section):
     methods: tuple[one_of(ENSEMBLE_METHODS), ...] = ENSEMBLE_METHODS  # or "soft,max"
     refit: one_of(REFITS) = "bag"  # bag: deploy each member's CV fold models; full: refit on all train rows
     fit_weights: Annotated[bool, PlainValidator(bool)] = False
+    #: weighted: at most this many greedy picks (with replacement) from the library of every finished trial
+    max_size: PlainInt = Field(25, ge=1)
 
     @field_validator("methods", mode="before")
     @classmethod
     def _comma_separated(cls, methods: Any) -> Any:
         return [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
+
+
+class DataSpec(Section):
+    """``data``: how the trials get the train split. ``object_store``: the driver loads it
+    padded and hands it over through Ray's object store (refused when it does not fit);
+    ``node_cache``: the driver reads only labels, groups and lengths, and the first trial on
+    each node copies the rows from the store into one memory-mapped file there
+    (`features.store.node_cache`); ``auto``: the object store while the padded split takes
+    at most `search.sweep.AUTO_SHARE` of the smallest node's object store, else the node cache."""
+
+    path: one_of(DATA_PATHS) = "auto"
 
 
 # ---- the whole sweep ------------------------------------------------------------------------
@@ -174,6 +189,7 @@ class SweepSpec(Section):
     models: Models = Field(None, validate_default=True)
     train: TrainSpec = TrainSpec()
     resources: ResourceSpec = ResourceSpec()
+    data: DataSpec = DataSpec()
     storage: str = "runs"
     ensemble: EnsembleSpec = EnsembleSpec()
     _source: str = PrivateAttr("<dict>")

@@ -12,7 +12,9 @@ during the sweep, results adds the ensembles and the report after it::
     <trial folder>/oof.npz      the trial's out-of-fold probabilities
     <trial folder>/fits.json    each fit's epochs and scores
     <trial folder>/fold_models/ each fit's weights (no pickles)
-    ensembles.csv               every member and ensemble: out-of-fold and test figures
+    ensembles.csv               every member, ensemble and the final choice: out-of-fold and test figures
+    ensembles_run<n>.csv        an earlier run's ensembles.csv, kept when the ensembles are rebuilt
+    test_looks.csv              every scoring of the test split: when, command, settings, what, figure
     ensemble/ensemble.json      the saved ensembles that `predict` loads
     ensemble/test_predictions.npz
     report/                     report.md and its plots
@@ -29,6 +31,8 @@ OOF_FILE = "oof.npz"
 FITS_FILE = "fits.json"
 FOLD_MODELS = "fold_models"
 ENSEMBLES_CSV = "ensembles.csv"
+ENSEMBLES_RUN = "ensembles_run{run}.csv"  # .format(run=n): the ensembles.csv of run n, kept
+TEST_LOOKS = "test_looks.csv"
 ENSEMBLE_DIR = "ensemble"
 ENSEMBLE_JSON = "ensemble.json"
 TEST_PREDICTIONS = "test_predictions.npz"

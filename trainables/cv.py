@@ -1,10 +1,16 @@
-"""Repeated-seed cross-validation: the same folds for every trial, the seed driving both
-the shuffling of the folds and the weight initialisation.
+"""Repeated-seed cross-validation: the same folds for every trial, each trial's own
+initialisation.
 
 For seed ``s`` (``search.seed + s``), scikit-learn's `StratifiedGroupKFold` with
 ``shuffle=True, random_state=s`` cuts the train split into ``folds`` folds: stratified by
 label, and a group (the track a segment came from) never straddles two folds. The plan
-is made once on the driver and shipped to every trial with the data.
+is made once on the driver and shipped to every trial with the data, so every trial is
+scored on the same folds and trials compare fold by fold.
+
+What a fit starts from (its weight initialisation, batch order, dropout stream and inner
+early-stopping split) is the trial's own: `init_seed` hashes the trial's identity (its Ray
+Tune trial id, which a resumed trial keeps) with the plan's seed, so two trials of one
+configuration make their own mistakes, and an ensemble of them has something to average.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.sequences import SequenceSet
+from features.sequences import SequenceIndex, SequenceSet
 
-__all__ = ["CVFit", "CVPlan", "make_plan", "summarize", "plan_fingerprint", "fingerprint_changes"]
+__all__ = ["CVFit", "CVPlan", "init_seed", "make_plan", "summarize", "plan_fingerprint", "fingerprint_changes"]
 
 
 @dataclass(frozen=True)
 class CVFit:
-    """One (seed, fold): the seed that initialises the model, and row positions."""
+    """One (seed, fold): the plan seed that cut the folds (a trial's fits start from
+    `init_seed` of it), and row positions."""
 
     seed: int
     seed_index: int
@@ -44,9 +51,10 @@ class CVPlan:
         return len(self.fits)
 
 
-def make_plan(data: SequenceSet, *, folds: int, seeds: int, base_seed: int = 0) -> CVPlan:
-    """Folds of ``data`` for ``seeds`` seeds. `InputError` names a class with fewer
-    groups than ``folds`` (no fold could hold one of each)."""
+def make_plan(data: SequenceSet | SequenceIndex, *, folds: int, seeds: int, base_seed: int = 0) -> CVPlan:
+    """Folds of ``data`` for ``seeds`` seeds (its labels and groups: a `SequenceIndex`
+    without frames serves as well). `InputError` names a class with fewer groups than
+    ``folds`` (no fold could hold one of each)."""
     data.check_min_per_class(folds)
     fits = []
     seed_values = tuple(base_seed + s for s in range(seeds))
@@ -59,6 +67,20 @@ def make_plan(data: SequenceSet, *, folds: int, seeds: int, base_seed: int = 0) 
     return CVPlan(tuple(fits), folds, seed_values, len(data))
 
 
+def init_seed(trial: str, seed: int) -> int:
+    """The seed a trial's fits of plan seed ``seed`` start from: the first 4 bytes of
+    sha256(``trial`` "/" ``seed``), below 2**31 (numpy, torch and scikit-learn all take it).
+
+    ``trial`` is the trial's identity (its Ray Tune trial id); every fold of one plan seed
+    shares the init seed, as a full refit with that seed does. Reproducible from the
+    leaderboard's trial id and seed columns; different for two trials of one configuration.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{trial}/{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def summarize(values: list[float]) -> dict[str, float]:
     """mean, std (population, 0 for one value) and min of per-fit values."""
     arr = np.asarray(values, dtype=float)
@@ -67,7 +89,7 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min())}
 
 
-def plan_fingerprint(data: SequenceSet, plan: CVPlan, *, source: str) -> dict[str, object]:
+def plan_fingerprint(data: SequenceSet | SequenceIndex, plan: CVPlan, *, source: str) -> dict[str, object]:
     """What a sweep's folds were made from, to check that a resumed sweep scores its new
     trials on the same folds: the data's source (store/dataset/feature set), its train clips
     (count and a hash of their ids, labels and groups in order), and the CV shape and seed."""

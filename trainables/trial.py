@@ -2,7 +2,9 @@
 
 `cv_trial` is a plain function ``(config, *, data, plan, setup)``; the sweep binds the
 data, the fold plan and the settings once with `tune.with_parameters`, so they travel
-through Ray's object store and no trial reads Parquet.
+through Ray's object store and no trial reads Parquet; a split too big for the object
+store is bound as a `NodeCacheSource` instead, and each node's first trial copies it from
+the store into one memory-mapped file that every trial on the node reads.
 
 It reports after every (seed, fold) fit: the running objective (what ASHA compares) and
 that fit's own metrics (``fit_*``, which the long leaderboard and the Wilcoxon scheduler
@@ -10,6 +12,11 @@ read). The last report carries a checkpoint with the out-of-fold probabilities
 (``oof.npz``), every fit's metrics and learning curve (``fits.json``) and every fit's
 weights (``fold_models/seed<s>_fold<k>.pt|.npz``): the trial's bag of fold models, which
 is what an ensemble deploys, so its out-of-fold estimate describes exactly that bag.
+
+The folds are the plan's, shared by every trial; each fit starts from the trial's own
+seed, `trainables.cv.init_seed` of its Ray Tune trial id and the plan seed (the same for
+a resumed trial), recorded per fit as ``init_seed`` (``fits.json``, and ``fit_init_seed``
+in its report, which the long leaderboard keeps).
 
 With ``train.fused`` (``auto``: where `trainables.fused.use_fused` measured it faster) the
 fits are trained as one stacked model by `trainables.fused.fit_many`, each replica exactly
@@ -35,9 +42,10 @@ from typing import Any
 import numpy as np
 
 from features.sequences import SequenceSet
+from features.store.node_cache import NodeCacheSource
 from seqsweep.errors import ConfigError
 from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
-from trainables.cv import CVPlan, summarize
+from trainables.cv import CVPlan, init_seed, summarize
 from trainables.metrics import METRICS
 
 __all__ = ["TrialSetup", "cv_trial", "flat_config"]
@@ -72,8 +80,22 @@ def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[
     out["fits_done"] = len(fits)
     out["fits_total"] = total
     out["n_params"] = int(fits[-1]["n_params"]) if fits else 0
-    out["train_seconds"] = float(np.mean([f["seconds"] for f in fits])) if fits else 0.0
+    out.update(_costs(fits, total))
     return out
+
+
+def _costs(fits: list[dict[str, Any]], total: int) -> dict[str, float]:
+    """What the trial's bag costs: seconds per fit and in all, and prediction seconds per
+    1,000 clips of the bag, which predicts each clip with every one of its ``total`` fold
+    models (each fit's validation prediction per clip, summed over the bag; while the
+    trial runs, the fits so far scaled to the whole bag). NaN before the first fit."""
+    if not fits:
+        return {"fit_seconds_mean": float("nan"), "fit_seconds_total": float("nan"),
+                "predict_seconds_per_1000": float("nan")}
+    per_clip = [f["predict_seconds"] / max(f["valid_size"], 1) for f in fits]
+    return {"fit_seconds_mean": float(np.mean([f["seconds"] for f in fits])),
+            "fit_seconds_total": float(np.sum([f["seconds"] for f in fits])),
+            "predict_seconds_per_1000": 1000.0 * float(np.mean(per_clip)) * total}
 
 
 def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[int]]:
@@ -96,8 +118,13 @@ def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str
 
 
 
-def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
-    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
+def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, plan: CVPlan,
+             setup: TrialSetup) -> None:
+    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes.
+
+    ``data`` is the train split itself (through the object store), or for a split too big
+    for it a `NodeCacheSource`: the rows are then this node's memory-mapped cache, built by
+    the first trial on the node (`features.store.node_cache`)."""
     import logging
 
     from ray import tune
@@ -117,6 +144,18 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
         tune.report({**_summary(setup, fits, len(plan)), "status": "failed", "error": message,
                      "model": family, "objective": float("nan")})
 
+    cache: dict[str, Any] | None = None
+    if isinstance(data, NodeCacheSource):
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        try:
+            data, info = data.open(node=node)
+        except Exception as exc:  # the store is unreachable, changed, or the node's disk is full
+            fail(f"node cache: {type(exc).__name__}: {exc}")
+            return
+        cache = {"node": node, "path": info.path, "built": info.built, "build_seconds": info.seconds}
+
     try:
         name, model_config, train_config = split_flat_config(flat_config(config, setup.train))
         train_config = replace(train_config, num_threads=setup.threads)
@@ -126,6 +165,8 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
         fail(f"{type(exc).__name__}: {exc}")
         return
 
+    trial_id = str(tune.get_context().get_trial_id())
+    starts = {seed: init_seed(trial_id, seed) for seed in plan.seeds}  # plan seed -> this trial's init seed
     oof = np.full((len(plan.seeds), plan.n_rows, data.n_classes), np.nan, dtype=np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         os.makedirs(os.path.join(tmp, FOLD_MODELS))
@@ -133,10 +174,10 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
             cv_fits = [plan.fits[k] for k in group]
             try:
                 if fused:  # the group's fits as one stacked model (trainables.fused)
-                    results = fit_many(name, model_config, data, [(f.seed, f.train, f.valid) for f in cv_fits],
+                    results = fit_many(name, model_config, data, [(starts[f.seed], f.train, f.valid) for f in cv_fits],
                                        train_config=train_config, return_weights=True)
                 else:
-                    results = [fit(name, model_config, data.subset(f.train), data.subset(f.valid), seed=f.seed,
+                    results = [fit(name, model_config, data.subset(f.train), data.subset(f.valid), seed=starts[f.seed],
                                    train_config=train_config, return_weights=True) for f in cv_fits]
             except Exception as exc:  # deterministic: a NaN loss, OOM, a model error. Not retried.
                 where = (f"seed {cv_fits[0].seed} fold {cv_fits[0].fold}" if len(cv_fits) == 1 else
@@ -153,13 +194,16 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
                 with open(os.path.join(tmp, model_file), "wb") as fh:
                     fh.write(blob)
                 scalars = result.scalars()
-                fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, **scalars,
-                             "inner_size": result.inner_size, "file": model_file, "fused": fused})
+                fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, "init_seed": starts[cv_fit.seed], **scalars,
+                             "inner_size": result.inner_size, "valid_size": len(cv_fit.valid), "file": model_file,
+                             "fused": fused})
                 histories.append(result.history)
                 report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
                           "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
+                          "fit_init_seed": starts[cv_fit.seed],
                           **{f"fit_{m}": scalars[m] for m in METRICS},
-                          "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
+                          "fit_seconds": scalars["seconds"], "fit_predict_seconds": scalars["predict_seconds"],
+                          "fit_best_epoch": scalars["best_epoch"]}
                 if len(fits) < len(plan):
                     tune.report(report)
         report["status"] = "ok"
@@ -169,7 +213,8 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
                             seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
         with open(os.path.join(tmp, FITS_FILE), "w") as fh:
             json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},
-                       "fused": fused, "fits": fits, "histories": histories}, fh, default=_json_default)
+                       "fused": fused, "trial_id": trial_id, "node_cache": cache,
+                       "init_seeds": [starts[seed] for seed in plan.seeds], "fits": fits, "histories": histories}, fh, default=_json_default)
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 

@@ -157,3 +157,22 @@ def test_the_contract_fails_a_broken_method():
         _Unnormalised().test_rows_are_probabilities()
     with pytest.raises(AssertionError):
         _VoteAsMember().test_one_member_gives_its_prediction_back()
+
+
+def test_batch_scores_are_scikit_learns_scores():
+    """The numpy scores the greedy loop uses equal scikit-learn's, with classes missing from
+    the truth or from the predictions."""
+    import warnings
+
+    from results.ensemble import batch_scores
+    from trainables.metrics import METRICS, metric_score
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        c, n = int(rng.integers(2, 6)), int(rng.integers(4, 40))
+        y, preds = rng.integers(0, c, n), rng.integers(0, c + 1, (3, n))
+        for metric in METRICS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = [metric_score(metric, y, p) for p in preds]
+            np.testing.assert_allclose(batch_scores(y, preds, metric), expected, atol=1e-12)

@@ -91,15 +91,21 @@ def test_ensembles_csv(experiment, finished):
     summary, _, lines = finished
     assert any("only 5 trials finished ok" in line for line in lines), lines
     table = pd.read_csv(experiment / "ensembles.csv", dtype={"members": str})
-    assert list(table.columns) == ["kind", "method", "form", "members", "weights",
+    assert list(table.columns) == ["kind", "method", "form", "members", "weights", "oof_estimate",
                                    *[f"{s}_{m}" for s in ("oof", "test") for m in METRICS]]  # whole clips: no per-group columns
     assert set(table["form"]) == {"bag"}
     board = pd.read_csv(experiment / "leaderboard.csv", dtype={"trial_id": str})
     members = table[table["kind"] == "member"]
     assert list(members["members"]) == list(board["trial_id"])  # every ok trial, best first
-    assert set(members["method"]) == {"member"}
+    assert list(members["method"]) == ["best_member"] + ["member"] * (N_TRIALS - 1)
+    assert list(members["oof_estimate"]) == ["cross-fitted"] + ["as ranked"] * (N_TRIALS - 1)
     ensembles = table[table["kind"] == "ensemble"]
     assert list(ensembles["method"]) == METHODS
+    final = table.iloc[-1]  # the final choice: one of the candidates, its figure nested
+    assert final["kind"] == "final" and final["method"] == summary.final and final["oof_estimate"] == "nested"
+    assert final["method"] in ["best_member", *METHODS] and len(summary.per_part) == 2  # one choice per part
+    same = table[table["method"] == final["method"]].iloc[0]
+    assert final["members"] == same["members"] and final["test_accuracy"] == same["test_accuracy"]
     for _, row in ensembles.iterrows():
         weights = [float(w) for w in str(row["weights"]).split(";")]
         assert len(weights) == len(str(row["members"]).split(";"))
@@ -108,6 +114,14 @@ def test_ensembles_csv(experiment, finished):
     scores = table.filter(regex="^(oof|test)_")
     assert scores.notna().all().all() and ((scores >= 0) & (scores <= 1)).all().all()
     assert summary.best_member == board["trial_id"].iloc[0] and summary.best_ensemble in METHODS
+    text = str(summary)
+    assert f"the best of {N_TRIALS} finished trials" in text and f"what seqsweep hands over (predict's default): " \
+        f"{summary.final}" in text
+    assert f"final choice {summary.final}: out-of-fold balanced_accuracy" in summary.agreement()
+    looks = pd.read_csv(experiment / "test_looks.csv")  # the ledger: one row per test figure of the table
+    assert list(looks["run"]) == [1] * len(table) and set(looks["metric"]) == {"balanced_accuracy"}
+    assert list(looks["figure"]) == pytest.approx(list(table["test_balanced_accuracy"]))
+    assert looks["scored"].iloc[-1] == f"final {summary.final} ({final['members']})"
 
 
 def test_each_member_and_ensemble_is_scored_on_test_exactly_once(finished):
@@ -115,7 +129,7 @@ def test_each_member_and_ensemble_is_scored_on_test_exactly_once(finished):
     assert calls["load_split"].count("test") == 1
     assert len(calls["score_test"]) == N_TRIALS + len(METHODS)  # one per member, one per ensemble
     assert len({id(p) for p in calls["score_test"]}) == len(calls["score_test"])
-    assert len(summary.table) == N_TRIALS + len(METHODS)
+    assert len(summary.table) == N_TRIALS + len(METHODS) + 1  # and the final choice, one of them
 
 
 def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finished):
@@ -127,13 +141,14 @@ def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finish
     folder = experiment / "ensemble"
     info = json.loads((folder / "ensemble.json").read_text())
     assert info["features"]["kind"] == "mfcc27" and info["features"]["source_type"] == "audio"
-    # each member is its bag: 2 seeds x 2 folds of CV models
-    assert [m["seeds"] for m in info["members"]] == [[0, 0, 1, 1]] * N_TRIALS
+    # each member is its bag: 2 seeds x 2 folds of CV models, each trial's from its own init seeds
+    starts = [m["seeds"] for m in info["members"]]
+    assert all(s[0] == s[1] != s[2] == s[3] for s in starts) and len({tuple(s) for s in starts}) == N_TRIALS
     assert [m["folds"] for m in info["members"]] == [[0, 1, 0, 1]] * N_TRIALS
     assert {m["form"] for m in info["members"]} == {"bag"}
     assert all((folder / f).stat().st_size > 0 for m in info["members"] for f in m["files"])
     assert {m["model"] for m in info["members"]} == {"knn", "lstm"}
-    assert set(info["methods"]) == set(METHODS)
+    assert set(info["methods"]) == {"best_member", *METHODS} and info["best"]["final"] in info["methods"]
     files = [f for m in info["members"] for f in m["files"]]
     assert {Path(f).suffix for f in files} == {".pt", ".npz"}  # no pickle: loading runs no code
 
@@ -146,7 +161,8 @@ def test_saved_ensemble_predicts_what_was_scored(experiment, synth_store, finish
             np.testing.assert_allclose(member[tid], data["member_proba"][k], atol=1e-5)
         for k, method in enumerate(data["methods"]):
             entry = info["methods"][method]
-            again = combine(str(method), np.stack([member[t] for t in entry["members"]]), weights=entry["weights"])
+            again = combine(entry["combiner"], np.stack([member[t] for t in entry["members"]]),
+                            weights=entry["weights"])
             np.testing.assert_allclose(again, data["ensemble_proba"][k], atol=1e-5)
         weighted = list(data["methods"]).index("weighted")
         np.testing.assert_allclose(saved.predict_proba(test, "weighted"), data["ensemble_proba"][weighted],
@@ -172,7 +188,7 @@ def test_a_bagged_member_predicts_the_mean_of_its_fold_models(experiment, finish
         for f in member.fits:  # straight from the trial's checkpoint, not the ensemble folder
             path = Path(member.checkpoint) / f["file"]
             weights = weights_from_bytes(path.suffix, path.read_bytes(), model=member.model,
-                                         flat_config=member.config, seed=f["seed"], where=str(path))
+                                         flat_config=member.config, seed=f["init_seed"], where=str(path))
             fold_probas.append(predict_proba(name, model_config, weights, test))
         assert len(fold_probas) == 4
         np.testing.assert_allclose(saved[member.trial_id], np.mean(fold_probas, axis=0), atol=1e-5)
@@ -182,8 +198,17 @@ def test_rebuild_from_the_cli_and_clear_errors(copies, tmp_path):
     res = cli("results", "ensemble", copies["cli"], "--top-k", "2", "--methods", "soft,vote", "--no-report")
     assert res.exit_code == 0, res.output
     table = pd.read_csv(copies["cli"] / "ensembles.csv", dtype={"members": str})
-    assert list(table["method"]) == ["member", "member", "soft", "vote", "weighted_logloss"]  # spec: fit_weights
+    assert list(table["method"])[:-1] == ["best_member", "member", "soft", "vote", "weighted_logloss"]  # fit_weights
+    assert table["kind"].iloc[-1] == "final"
     assert not (copies["cli"] / "report").exists()
+    # a second look at the test split: said, recorded, and the first table kept
+    res = cli("results", "ensemble", copies["cli"], "--top-k", "2", "--methods", "max", "--no-report")
+    assert res.exit_code == 0 and "scored 1 time(s) before (6 looks in test_looks.csv)" in res.output, res.output
+    assert "6 earlier looks at this test split" in res.output
+    pd.testing.assert_frame_equal(pd.read_csv(copies["cli"] / "ensembles_run1.csv", dtype={"members": str}), table)
+    looks = pd.read_csv(copies["cli"] / "test_looks.csv")
+    assert list(looks["run"]) == [1] * 6 + [2] * 5 and looks["command"].str.len().gt(0).all()
+    assert '"methods": ["max"]' in looks["settings"].iloc[-1]
 
     res = cli("results", "ensemble", copies["cli"], "--methods", "soft,median")
     assert res.exit_code == 1 and "methods: must be among" in res.output and "median" in res.output
@@ -215,7 +240,8 @@ def test_the_results_room_works_on_a_storage_uri(copies):
     assert res.exit_code == 0, res.output
     assert "oof_*: out-of-fold on the train split" in res.output and "95% interval" in res.output
     table = pd.read_csv(copies["uri"] / "ensembles.csv", dtype={"members": str})
-    assert list(table["method"]) == ["member", "member", "soft", "weighted", "weighted_logloss"]
+    assert list(table.loc[table["kind"] == "ensemble", "method"]) == ["soft", "weighted", "weighted_logloss"]
+    assert table["method"].iloc[0] == "best_member" and table["kind"].iloc[-1] == "final"
     assert (copies["uri"] / "ensemble" / "ensemble.json").exists()
     assert (copies["uri"] / "report" / "report.md").exists() and (copies["uri"] / "report" / "cv_spread.png").exists()
     assert not list(copies["uri"].rglob("*.tmp-*"))  # every write renamed into place
