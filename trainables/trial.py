@@ -2,9 +2,7 @@
 
 `cv_trial` is a plain function ``(config, *, data, plan, setup)``; the sweep binds the
 data, the fold plan and the settings once with `tune.with_parameters`, so they travel
-through Ray's object store and no trial reads Parquet; a split too big for the object
-store is bound as a `NodeCacheSource` instead, and each node's first trial copies it from
-the store into one memory-mapped file that every trial on the node reads.
+through Ray's object store and no trial reads Parquet.
 
 It reports after every (seed, fold) fit: the running objective (what ASHA compares) and
 that fit's own metrics (``fit_*``, which the long leaderboard and the Wilcoxon scheduler
@@ -42,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from features.sequences import SequenceSet
-from features.store.node_cache import NodeCacheSource
 from seqsweep.errors import ConfigError
 from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
 from trainables.cv import CVPlan, init_seed, summarize
@@ -80,22 +77,8 @@ def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[
     out["fits_done"] = len(fits)
     out["fits_total"] = total
     out["n_params"] = int(fits[-1]["n_params"]) if fits else 0
-    out.update(_costs(fits, total))
+    out["train_seconds"] = float(np.mean([f["seconds"] for f in fits])) if fits else 0.0
     return out
-
-
-def _costs(fits: list[dict[str, Any]], total: int) -> dict[str, float]:
-    """What the trial's bag costs: seconds per fit and in all, and prediction seconds per
-    1,000 clips of the bag, which predicts each clip with every one of its ``total`` fold
-    models (each fit's validation prediction per clip, summed over the bag; while the
-    trial runs, the fits so far scaled to the whole bag). NaN before the first fit."""
-    if not fits:
-        return {"fit_seconds_mean": float("nan"), "fit_seconds_total": float("nan"),
-                "predict_seconds_per_1000": float("nan")}
-    per_clip = [f["predict_seconds"] / max(f["valid_size"], 1) for f in fits]
-    return {"fit_seconds_mean": float(np.mean([f["seconds"] for f in fits])),
-            "fit_seconds_total": float(np.sum([f["seconds"] for f in fits])),
-            "predict_seconds_per_1000": 1000.0 * float(np.mean(per_clip)) * total}
 
 
 def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[int]]:
@@ -118,13 +101,8 @@ def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str
 
 
 
-def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, plan: CVPlan,
-             setup: TrialSetup) -> None:
-    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes.
-
-    ``data`` is the train split itself (through the object store), or for a split too big
-    for it a `NodeCacheSource`: the rows are then this node's memory-mapped cache, built by
-    the first trial on the node (`features.store.node_cache`)."""
+def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
+    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
     import logging
 
     from ray import tune
@@ -143,18 +121,6 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
     def fail(message: str) -> None:
         tune.report({**_summary(setup, fits, len(plan)), "status": "failed", "error": message,
                      "model": family, "objective": float("nan")})
-
-    cache: dict[str, Any] | None = None
-    if isinstance(data, NodeCacheSource):
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-        try:
-            data, info = data.open(node=node)
-        except Exception as exc:  # the store is unreachable, changed, or the node's disk is full
-            fail(f"node cache: {type(exc).__name__}: {exc}")
-            return
-        cache = {"node": node, "path": info.path, "built": info.built, "build_seconds": info.seconds}
 
     try:
         name, model_config, train_config = split_flat_config(flat_config(config, setup.train))
@@ -195,15 +161,13 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
                     fh.write(blob)
                 scalars = result.scalars()
                 fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, "init_seed": starts[cv_fit.seed], **scalars,
-                             "inner_size": result.inner_size, "valid_size": len(cv_fit.valid), "file": model_file,
-                             "fused": fused})
+                             "inner_size": result.inner_size, "file": model_file, "fused": fused})
                 histories.append(result.history)
                 report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
                           "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
                           "fit_init_seed": starts[cv_fit.seed],
                           **{f"fit_{m}": scalars[m] for m in METRICS},
-                          "fit_seconds": scalars["seconds"], "fit_predict_seconds": scalars["predict_seconds"],
-                          "fit_best_epoch": scalars["best_epoch"]}
+                          "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
                 if len(fits) < len(plan):
                     tune.report(report)
         report["status"] = "ok"
@@ -213,7 +177,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
                             seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
         with open(os.path.join(tmp, FITS_FILE), "w") as fh:
             json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},
-                       "fused": fused, "trial_id": trial_id, "node_cache": cache,
+                       "fused": fused, "trial_id": trial_id,
                        "init_seeds": [starts[seed] for seed in plan.seeds], "fits": fits, "histories": histories}, fh, default=_json_default)
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
