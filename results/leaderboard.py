@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from results.experiment import read_csv_ids
-from search.ranking import rank_rows
+from search.ranking import PREDICT_COST, pareto_front, rank_rows, setting_columns
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import LEADERBOARD
@@ -21,10 +21,6 @@ from trainables.metrics import METRICS
 
 __all__ = ["load_leaderboard", "format_leaderboard"]
 
-_IDENTITY = ["rank", "trial_id", "status", "model", "objective"]
-_TAIL = ["n_params", "train_seconds", "fits_done"]
-_NOT_PARAMS = set(_IDENTITY) | set(_TAIL) | {"seeds", "folds", "error"} | {
-    f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")}
 _WIDTH = 80
 
 
@@ -45,25 +41,36 @@ def load_leaderboard(experiment_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def _short(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
     if isinstance(value, float):
-        if math.isnan(value):
-            return ""
         return f"{int(value)}" if value.is_integer() else f"{value:.3g}"
     return str(value)
 
 
-def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str = "balanced_accuracy") -> str:
+def _seconds(value: object) -> str:
+    return f"{value:.3g}" if pd.notna(value) else ""
+
+
+def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str = "balanced_accuracy",
+                       pareto: bool = False) -> str:
     """A plain-text table of the ``top`` best trials (all with ``top=None``).
 
     Columns: rank, trial, status, model, objective, ``metric`` mean ± std and min, the
-    other metrics' means, parameters, train seconds per fit, the hyperparameters that
-    differ between the trials of the same model family (``key=value``), and the error of
-    failed trials.
+    other metrics' means, the costs (parameters, seconds per fit, prediction seconds per
+    1,000 clips of the bag), the settings of each row's own family that differ between
+    that family's trials (``key=value``; a setting its model did not use is never
+    shown), and the error of failed trials. With ``pareto``, only the finished trials on
+    the frontier of objective against prediction time (`search.ranking.pareto_front`).
     """
     if board.empty:
         return "no trials yet"
+    if pareto:
+        board = pareto_front(board)
+        if board.empty:
+            return "no finished trial with a prediction time yet"
     shown = board if top is None else board.head(top)
-    candidates = [c for c in board.columns if c not in _NOT_PARAMS]
+    candidates = setting_columns(list(board.columns))
     varying = {}  # per model family: the hyperparameters its trials do not all share
     for family, rows in board.groupby("model", dropna=False, sort=False):
         varying[family] = [c for c in candidates
@@ -81,8 +88,10 @@ def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str
             out[other] = shown[f"{other}_mean"].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
     if "n_params" in shown:
         out["params"] = shown["n_params"].map(lambda v: _short(float(v)) if pd.notna(v) else "")
-    if "train_seconds" in shown:
-        out["s/fit"] = shown["train_seconds"].map(lambda v: f"{v:.1f}" if pd.notna(v) else "")
+    if "fit_seconds_mean" in shown:
+        out["s/fit"] = shown["fit_seconds_mean"].map(_seconds)
+    if PREDICT_COST in shown:
+        out["pred s/1k"] = shown[PREDICT_COST].map(_seconds)
     config = []
     for _, row in shown.iterrows():
         text = " ".join(f"{c}={_short(row[c])}" for c in varying.get(row["model"], [])
@@ -93,6 +102,8 @@ def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str
         out["error"] = shown["error"].astype(str).map(lambda e: e if len(e) <= _WIDTH else e[:_WIDTH - 3] + "...")
     counts = board["status"].value_counts().to_dict()
     head = f"{len(board)} trials (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")"
+    if pareto:
+        head = f"{len(board)} trials on the frontier of objective against {PREDICT_COST}"
     if top is not None and len(board) > top:
         head += f"; the best {top} shown"
     return head + "\n" + out.to_string(index=False)

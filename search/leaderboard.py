@@ -2,10 +2,13 @@
 
 Two CSVs in the experiment folder, readable by pandas with no post-processing:
 
-* ``leaderboard.csv``: one row per trial: rank, trial id, status, model, every
-  hyperparameter as its own column, ``<metric>_mean/_std/_min``, the objective,
-  ``n_params``, ``train_seconds``, seeds, folds, fits done, error;
-* ``leaderboard_folds.csv``: one row per (trial, seed, fold).
+* ``leaderboard.csv``: one row per trial: rank, trial id, status, model, the objective and
+  ``<metric>_mean/_std/_min``, the costs of its bag (fit seconds per fit and in all,
+  prediction seconds per 1,000 clips, parameters), seeds, folds, fits done, the settings
+  the trial used (`trainables.settings.used_settings`: a setting its family does not read
+  stays empty), error;
+* ``leaderboard_folds.csv``: one row per (trial, seed, fold), with every ``fit_<key>`` the
+  trial reports for that fit as column ``<key>``.
 
 `LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files after
 every result, from rows it keeps in memory (and reloads on ``--resume``); the table's
@@ -19,42 +22,45 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pandas as pd
 from ray.tune import Callback
 
-from search.ranking import FOLD_COLUMNS, SCORES, rank_rows, read_csv
+from search.ranking import SCORES, fold_frame, rank_rows, read_csv, setting_column, setting_columns
 from seqsweep.layout import FOLDS, LEADERBOARD
 from seqsweep.storage import write_csv_atomic
-from trainables.metrics import METRICS
 from trainables.registry import split_flat_config
+from trainables.settings import used_settings
 from trainables.trial import flat_config
 
 __all__ = ["LiveLeaderboard"]
 
-def _hyperparameters(config: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
-    """Every effective hyperparameter of a trial (sampled, fixed and defaults) as flat columns."""
+_FIT = "fit_"  # the trial's per-fit report keys: fit_seed, fit_fold, fit_seconds, ... (not fit_seconds_mean)
+
+
+def _settings(config: dict[str, Any], train: dict[str, Any], *, tokens: bool) -> dict[str, Any]:
+    """The settings a trial used (sampled, fixed and defaults its family reads), as columns."""
+    family = config.get("model")
     try:
-        _, model_config, train_config = split_flat_config(flat_config(config, train))
+        name, model_config, train_config = split_flat_config(flat_config(config, train))
+        used = used_settings(name, model_config, train_config, tokens=tokens)
     except Exception:  # a config the model refused: show what was sampled
-        inner = config.get(config.get("model"), {})
-        return dict(inner) if isinstance(inner, dict) else {}
-    out = {**model_config.to_flat(), **train_config.to_flat()}
-    out.pop("num_threads", None)
-    out.pop("device", None)
-    return out
+        inner = config.get(family, {})
+        used = dict(inner) if isinstance(inner, dict) else {}
+    return {setting_column(str(family), key): value for key, value in used.items()}
 
 
 class LiveLeaderboard(Callback):
     """Ray Tune callback that keeps ``leaderboard.csv`` and ``leaderboard_folds.csv`` current.
 
     ``train`` holds the spec's fixed training keys (so a row shows the values a trial
-    really used); ``seeds`` and ``folds`` are the CV shape, written on every row.
+    really used); ``seeds`` and ``folds`` are the CV shape, written on every row;
+    ``tokens`` whether the sweep's data are token ids (``embedding_dim`` applies only then).
     """
 
-    def __init__(self, experiment_dir: str, *, train: dict[str, Any], seeds: int, folds: int) -> None:
+    def __init__(self, experiment_dir: str, *, train: dict[str, Any], seeds: int, folds: int,
+                 tokens: bool = False) -> None:
         self.experiment_dir = experiment_dir.rstrip("/")
         self.train = dict(train)
-        self.seeds, self.folds = seeds, folds
+        self.seeds, self.folds, self.tokens = seeds, folds, bool(tokens)
         self.rows: dict[str, dict[str, Any]] = {}
         self.fold_rows: dict[tuple[str, int, int], dict[str, Any]] = {}
         self._reconciled = False
@@ -64,7 +70,7 @@ class LiveLeaderboard(Callback):
     # CSVs when a sweep is restored, so they are never older than the files.
     def __getstate__(self) -> dict[str, Any]:
         return {"experiment_dir": self.experiment_dir, "train": self.train, "seeds": self.seeds,
-                "folds": self.folds}
+                "folds": self.folds, "tokens": self.tokens}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state.pop("experiment_dir"), **state)
@@ -85,17 +91,21 @@ class LiveLeaderboard(Callback):
     # ---- Ray Tune hooks ----------------------------------------------------------------
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         """On the first step of a restored sweep, drop rows of trials the restored experiment
-        does not know (they finished after its last saved state and will not be resumed)."""
+        does not know (they finished after its last saved state and will not be resumed),
+        and write the others' settings again from their configs (a board of an older
+        version showed every family's settings on every row)."""
         if self._reconciled:
             return
         self._reconciled = True
-        known = {str(t.trial_id) for t in trials}
-        stale = [tid for tid in self.rows if tid not in known]
-        if stale:
-            for tid in stale:
-                del self.rows[tid]
-            self.fold_rows = {k: v for k, v in self.fold_rows.items() if k[0] in known}
-            self.write()
+        known = {str(t.trial_id): t for t in trials}
+        if not self.rows:
+            return
+        self.rows = {tid: row for tid, row in self.rows.items() if tid in known}
+        self.fold_rows = {k: v for k, v in self.fold_rows.items() if k[0] in known}
+        for tid, row in self.rows.items():
+            kept = {k: v for k, v in row.items() if k not in setting_columns(list(row))}
+            self.rows[tid] = {**kept, **_settings(dict(known[tid].config), self.train, tokens=self.tokens)}
+        self.write()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, {"status": "running"})
@@ -121,7 +131,7 @@ class LiveLeaderboard(Callback):
         tid = str(trial.trial_id)
         config = dict(trial.config)
         row = self.rows.get(tid) or {"trial_id": tid, "model": config.get("model"),
-                                     **_hyperparameters(config, self.train)}
+                                     **_settings(config, self.train, tokens=self.tokens)}
         row.update(seeds=self.seeds, folds=self.folds)
         for key in SCORES:
             if key in result:
@@ -130,16 +140,13 @@ class LiveLeaderboard(Callback):
             row["status"] = result["status"]
         row.setdefault("error", "")
         self.rows[tid] = row
-        if "fit_seed" in result:
-            key = (tid, int(result["fit_seed"]), int(result["fit_fold"]))
-            self.fold_rows[key] = {"trial_id": tid, "model": row["model"], "seed": key[1], "fold": key[2],
-                                   **{m: result.get(f"fit_{m}") for m in METRICS},
-                                   "seconds": result.get("fit_seconds"),
-                                   "best_epoch": result.get("fit_best_epoch")}
+        if f"{_FIT}seed" in result:
+            key = (tid, int(result[f"{_FIT}seed"]), int(result[f"{_FIT}fold"]))
+            self.fold_rows[key] = {"trial_id": tid, "model": row["model"],
+                                   **{k[len(_FIT):]: v for k, v in result.items()
+                                      if k.startswith(_FIT) and k not in SCORES}}
         self.write()
 
     def write(self) -> None:
         write_csv_atomic(rank_rows(list(self.rows.values())), f"{self.experiment_dir}/{LEADERBOARD}")
-        folds = pd.DataFrame(list(self.fold_rows.values()), columns=FOLD_COLUMNS)
-        folds = folds.sort_values(["trial_id", "seed", "fold"], kind="stable")
-        write_csv_atomic(folds, f"{self.experiment_dir}/{FOLDS}")
+        write_csv_atomic(fold_frame(list(self.fold_rows.values())), f"{self.experiment_dir}/{FOLDS}")

@@ -35,10 +35,12 @@ def fit_classic(
         n_jobs=tc.num_threads, class_weighted=tc.class_weighted, standardize=tc.standardize,
     )
     estimator.fit(train)
-    proba, metrics = None, {}
+    proba, metrics, predict_seconds = None, {}, 0.0
     record: dict[str, Any] = {"epoch": 1, "train_loss": None}
     if valid is not None:
+        predicting = time.perf_counter()
         proba = estimator.predict_proba(valid)
+        predict_seconds = time.perf_counter() - predicting
         metrics = classification_metrics(valid.y, proba, n_classes=train.n_classes)
         record.update(metric_record(metrics, prefix="valid"))
     record["seconds"] = time.perf_counter() - started
@@ -48,5 +50,5 @@ def fit_classic(
         model=spec.name, config=config, train_config=tc, seed=seed, proba=proba, metrics=metrics,
         history=[record], n_params=estimator.n_params, seconds=time.perf_counter() - started,
         best_epoch=1, epochs_run=1, device="cpu", input_dim=train.dim, n_classes=train.n_classes,
-        weights=estimator if return_weights else None,
+        weights=estimator if return_weights else None, predict_seconds=predict_seconds,
     )

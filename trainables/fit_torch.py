@@ -139,9 +139,11 @@ def fit_torch(
         net.load_state_dict(best_state)
     else:
         best_epoch = epochs_run
-    proba, metrics = None, {}
+    proba, metrics, predict_seconds = None, {}, 0.0
     if valid is not None:  # the validation fold, scored once, on the weights chosen above
+        predicting = time.perf_counter()
         proba = predict_arrays(net, *held_out["valid"], device=device, amp=amp, batch_size=eval_size)
+        predict_seconds = time.perf_counter() - predicting
         metrics = classification_metrics(valid.y, proba, n_classes=n_classes)
     weights = None
     if return_weights:
@@ -150,5 +152,5 @@ def fit_torch(
         model=spec.name, config=config, train_config=tc, seed=seed, proba=proba, metrics=metrics,
         history=history, n_params=n_params, seconds=time.perf_counter() - started, best_epoch=best_epoch,
         epochs_run=epochs_run, device=str(device), input_dim=train.dim, n_classes=n_classes, weights=weights,
-        inner_size=0 if inner is None else len(inner),
+        inner_size=0 if inner is None else len(inner), predict_seconds=predict_seconds,
     )

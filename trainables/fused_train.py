@@ -327,7 +327,9 @@ def _train_epoch(run: Run, stack: Stack, running: list[Member], flat: FlatParame
 def _results(run: Run, members: list[Member], started: float, share: int) -> list[FitResult]:
     """Score every replica's validation fold once, with the weights it ended on."""
     final = Stack(run, run.new_model(), [m.final_state for m in members])
+    predicting = time.perf_counter()
     probas = _predict(run, final, [m.valid_rows for m in members])
+    predict_seconds = (time.perf_counter() - predicting) / share  # each replica's share of the stack's
     seconds = (time.perf_counter() - started) / share
     out = []
     for k, (m, proba) in enumerate(zip(members, probas, strict=True)):
@@ -340,5 +342,6 @@ def _results(run: Run, members: list[Member], started: float, share: int) -> lis
             history=m.history, n_params=run.n_params, seconds=seconds, best_epoch=m.best_epoch,
             epochs_run=m.epochs_run, device=str(run.device), input_dim=run.x.shape[2], n_classes=run.n_classes,
             weights=weights, inner_size=0 if m.inner_rows is None else len(m.inner_rows),
+            predict_seconds=predict_seconds,
         ))
     return out

@@ -54,6 +54,8 @@ class FitResult:
         pass it to `predict_proba`.
     inner_size : rows of the training set held out for early stopping (0 without it; the
         model was trained on the other rows).
+    predict_seconds : wall-clock seconds of the prediction that gave ``proba`` (the
+        validation rows; a fused fit's share of its stack's prediction); 0 without validation.
     """
 
     model: str
@@ -72,12 +74,14 @@ class FitResult:
     n_classes: int
     weights: Any = field(default=None, repr=False)
     inner_size: int = 0
+    predict_seconds: float = 0.0
 
     def scalars(self) -> dict[str, float | int]:
         """Flat numbers for a report or a leaderboard row: the scalar metrics, ``n_params``,
-        ``seconds``, ``best_epoch``, ``epochs_run``."""
+        ``seconds``, ``predict_seconds``, ``best_epoch``, ``epochs_run``."""
         out: dict[str, float | int] = {k: self.metrics[k] for k in SCALAR_METRICS if k in self.metrics}
-        out.update(n_params=self.n_params, seconds=self.seconds, best_epoch=self.best_epoch, epochs_run=self.epochs_run)
+        out.update(n_params=self.n_params, seconds=self.seconds, predict_seconds=self.predict_seconds,
+                   best_epoch=self.best_epoch, epochs_run=self.epochs_run)
         return out
 
     def predict_proba(self, data: SequenceSet, *, device: str = "auto", batch_size: int | None = None) -> np.ndarray:

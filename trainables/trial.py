@@ -77,8 +77,23 @@ def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[
     out["fits_done"] = len(fits)
     out["fits_total"] = total
     out["n_params"] = int(fits[-1]["n_params"]) if fits else 0
-    out["train_seconds"] = float(np.mean([f["seconds"] for f in fits])) if fits else 0.0
+    out.update(_costs(fits, total))
     return out
+
+
+def _costs(fits: list[dict[str, Any]], total: int) -> dict[str, float]:
+    """What the trial's bag costs: seconds per fit and in all, and prediction seconds per
+    1,000 clips of the bag, which predicts each clip with every one of its ``total`` fold
+    models of one architecture: the fastest fit's validation prediction per clip (a
+    worker's first prediction pays one-off warm-up, which a deployed model pays once),
+    times ``total``. While the trial runs, over the fits so far. NaN before the first fit."""
+    if not fits:
+        return {"fit_seconds_mean": float("nan"), "fit_seconds_total": float("nan"),
+                "predict_seconds_per_1000": float("nan")}
+    per_clip = min(f["predict_seconds"] / max(f["valid_size"], 1) for f in fits)
+    return {"fit_seconds_mean": float(np.mean([f["seconds"] for f in fits])),
+            "fit_seconds_total": float(np.sum([f["seconds"] for f in fits])),
+            "predict_seconds_per_1000": 1000.0 * per_clip * total}
 
 
 def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[int]]:
@@ -161,13 +176,15 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
                     fh.write(blob)
                 scalars = result.scalars()
                 fits.append({"seed": cv_fit.seed, "fold": cv_fit.fold, "init_seed": starts[cv_fit.seed], **scalars,
-                             "inner_size": result.inner_size, "file": model_file, "fused": fused})
+                             "inner_size": result.inner_size, "valid_size": len(cv_fit.valid), "file": model_file,
+                             "fused": fused})
                 histories.append(result.history)
                 report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
                           "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
                           "fit_init_seed": starts[cv_fit.seed],
                           **{f"fit_{m}": scalars[m] for m in METRICS},
-                          "fit_seconds": scalars["seconds"], "fit_best_epoch": scalars["best_epoch"]}
+                          "fit_seconds": scalars["seconds"], "fit_predict_seconds": scalars["predict_seconds"],
+                          "fit_best_epoch": scalars["best_epoch"]}
                 if len(fits) < len(plan):
                     tune.report(report)
         report["status"] = "ok"

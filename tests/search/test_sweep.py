@@ -21,6 +21,7 @@ from features import FeatureStore
 from search.space import SearchSpace, expand_grid, make_searcher
 from search.spec import SweepSpec, load_spec
 from seqsweep.errors import ConfigError, InputError, StoreError
+from tests.search.test_leaderboard import check_real_board
 from trainables.cv import make_plan
 
 BASE = {
@@ -178,8 +179,10 @@ def test_tiny_sweep_end_to_end(ray_session, synth_store, tmp_path):
     assert len(board) == 4 and set(board["status"]) == {"ok"}
     assert list(board["rank"]) == [1, 2, 3, 4]
     for col in ("trial_id", "model", "lr", "n_neighbors", "units_0", "accuracy_mean", "balanced_accuracy_std",
-                "f1_macro_min", "n_params", "train_seconds", "seeds", "folds", "error"):
+                "f1_macro_min", "n_params", "fit_seconds_mean", "fit_seconds_total", "predict_seconds_per_1000",
+                "seeds", "folds", "error"):
         assert col in board.columns, col
+    check_real_board(exp)  # each row only its family's settings, costs filled, integers as integers
     folds = pd.read_csv(exp / "leaderboard_folds.csv")
     assert len(folds) == 4 * 2 and set(folds["fold"]) == {0, 1}
 
