@@ -2,7 +2,7 @@
 per deployed member, per ensemble and for the final choice, with its out-of-fold
 (``oof_*``) and test (``test_*``) figures.
 
-``oof_estimate`` says what each out-of-fold figure is: ``cross-fitted`` (the rank-1
+``estimate`` says what each out-of-fold figure is: ``cross-fitted`` (the rank-1
 member's and every ensemble's: the choices behind it made on other rows), ``nested`` (the
 final choice's: the choice among the candidates cross-fitted too) or ``as ranked`` (the
 other members': chosen by the CV ranking on the same rows, so the best of them read high).
@@ -80,11 +80,11 @@ class FinishSummary:
     def __str__(self) -> str:
         shown = self.table.copy()
         for col in shown.columns:
-            if col.startswith(("oof_", "test_")) and col != "oof_estimate":
+            if col.startswith(("oof_", "test_")):
                 shown[col] = shown[col].map(lambda v: f"{v:.3f}")
         unit = "groups (source files)" if self.unit == "group" else "clips"
         text = (f"{ENSEMBLES_CSV} ({self.experiment_dir}):\n{shown.to_string(index=False)}\n"
-                f"oof_*: out-of-fold on the train split (oof_estimate says how); test_*: once on the held-out test "
+                f"oof_*: out-of-fold on the train split (estimate says how); test_*: once on the held-out test "
                 f"split ({self.n_test} {unit})\n"
                 f"best member by CV rank: trial {self.best_member}, the best of {self.n_trials} finished trials, so its "
                 f"leaderboard objective is a maximum of {self.n_trials} noisy figures; its row here is cross-fitted "
@@ -120,7 +120,7 @@ def _oof_scores(y: np.ndarray, proba: np.ndarray, groups: np.ndarray | None) -> 
 
 def _columns(by_group: bool) -> list[str]:
     units = ["", "group_"] if by_group else [""]
-    return ["kind", "method", "form", "members", "weights", "oof_estimate",
+    return ["kind", "method", "form", "members", "weights", "estimate",
             *[f"oof_{u}{m}" for u in units for m in METRICS],
             *[f"test_{u}{m}" for u in units for m in METRICS]]
 
@@ -139,15 +139,15 @@ def ensembles_table(members: Sequence[Member], defs: Sequence[EnsembleDef], fina
         else:
             oof, method, how = average_seeds(m.oof), "member", "as ranked"
         rows.append({"kind": "member", "method": method, "form": form, "members": m.trial_id, "weights": "1",
-                     "oof_estimate": how, **_oof_scores(y, oof, groups), **scores.member_metrics[m.trial_id]})
+                     "estimate": how, **_oof_scores(y, oof, groups), **scores.member_metrics[m.trial_id]})
     for d in defs:
         if d.method != BEST_MEMBER:
             rows.append({"kind": "ensemble", "method": d.method, "form": form, "members": ";".join(d.members),
-                         "weights": _weights_text(d.weights), "oof_estimate": "cross-fitted",
+                         "weights": _weights_text(d.weights), "estimate": "cross-fitted",
                          **_oof_scores(y, d.oof_proba, groups), **scores.ensemble_metrics[d.method]})
     chosen = by_name[final.name]
     rows.append({"kind": "final", "method": final.name, "form": form, "members": ";".join(chosen.members),
-                 "weights": _weights_text(chosen.weights), "oof_estimate": "nested",
+                 "weights": _weights_text(chosen.weights), "estimate": "nested",
                  **_oof_scores(y, final.oof_proba, groups), **scores.ensemble_metrics[final.name]})
     return pd.DataFrame(rows, columns=_columns(groups is not None))
 

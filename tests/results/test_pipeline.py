@@ -91,18 +91,18 @@ def test_ensembles_csv(experiment, finished):
     summary, _, lines = finished
     assert any("only 5 trials finished ok" in line for line in lines), lines
     table = pd.read_csv(experiment / "ensembles.csv", dtype={"members": str})
-    assert list(table.columns) == ["kind", "method", "form", "members", "weights", "oof_estimate",
+    assert list(table.columns) == ["kind", "method", "form", "members", "weights", "estimate",
                                    *[f"{s}_{m}" for s in ("oof", "test") for m in METRICS]]  # whole clips: no per-group columns
     assert set(table["form"]) == {"bag"}
     board = pd.read_csv(experiment / "leaderboard.csv", dtype={"trial_id": str})
     members = table[table["kind"] == "member"]
     assert list(members["members"]) == list(board["trial_id"])  # every ok trial, best first
     assert list(members["method"]) == ["best_member"] + ["member"] * (N_TRIALS - 1)
-    assert list(members["oof_estimate"]) == ["cross-fitted"] + ["as ranked"] * (N_TRIALS - 1)
+    assert list(members["estimate"]) == ["cross-fitted"] + ["as ranked"] * (N_TRIALS - 1)
     ensembles = table[table["kind"] == "ensemble"]
     assert list(ensembles["method"]) == METHODS
     final = table.iloc[-1]  # the final choice: one of the candidates, its figure nested
-    assert final["kind"] == "final" and final["method"] == summary.final and final["oof_estimate"] == "nested"
+    assert final["kind"] == "final" and final["method"] == summary.final and final["estimate"] == "nested"
     assert final["method"] in ["best_member", *METHODS] and len(summary.per_part) == 2  # one choice per part
     same = table[table["method"] == final["method"]].iloc[0]
     assert final["members"] == same["members"] and final["test_accuracy"] == same["test_accuracy"]
