@@ -19,7 +19,7 @@ import numpy as np
 
 from seqsweep.errors import InputError
 
-__all__ = ["SequenceSet", "pad_sequences"]
+__all__ = ["SequenceIndex", "SequenceSet", "pad_sequences"]
 
 
 def pad_sequences(seqs: list[np.ndarray], *, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +37,39 @@ def pad_sequences(seqs: list[np.ndarray], *, dim: int | None = None) -> tuple[np
     return out, lengths
 
 
+class _Labelled:
+    """Checks on labels and groups, shared by `SequenceSet` and `SequenceIndex`."""
+
+    y: np.ndarray
+    classes: list[str]
+    groups: np.ndarray
+
+    def class_counts(self, *, by: str = "clips") -> dict[str, int]:
+        """Clips (or distinct groups, ``by="groups"``) per class name; 0 for an empty class."""
+        if by == "groups":
+            counts = Counter(y for y, _ in set(zip(self.y.tolist(), self.groups.tolist())))
+        elif by == "clips":
+            counts = Counter(self.y.tolist())
+        else:
+            raise ValueError(f"by must be 'clips' or 'groups', got {by!r}")
+        return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
+
+    def check_min_per_class(self, minimum: int, *, why: str = "cross-validation folds") -> None:
+        """Raise `InputError` naming the first class with fewer than ``minimum`` groups.
+
+        Groups, not clips, are what folds split (the segments of one track count once).
+        """
+        for name, count in self.class_counts(by="groups").items():
+            if count < minimum:
+                raise InputError(
+                    f"class {name!r}",
+                    f"needs at least {minimum} clips (distinct groups) for {minimum} {why}",
+                    f"{count}",
+                )
+
+
 @dataclass
-class SequenceSet:
+class SequenceSet(_Labelled):
     """N labelled sequences of D-dimensional frames.
 
     Attributes
@@ -125,6 +156,11 @@ class SequenceSet:
         seqs = [self.x[i, : int(t)] for i, t in enumerate(self.lengths)]
         return SequenceSet(seqs, self.y, self.classes, self.groups, self.clip_ids, self.lengths, self.vocab_size)
 
+    def index(self) -> SequenceIndex:
+        """Its labels, groups, clip ids and lengths, without the frames."""
+        return SequenceIndex(self.y, self.classes, self.groups, self.clip_ids, self.lengths, self.dim,
+                             self.vocab_size)
+
     def subset(self, index: np.ndarray) -> SequenceSet:
         """Rows ``index`` (integer positions or a boolean mask), in that order; classes kept."""
         index = np.asarray(index)
@@ -136,26 +172,54 @@ class SequenceSet:
             self.vocab_size,
         )
 
-    # ---- checks ----------------------------------------------------------------------
-    def class_counts(self, *, by: str = "clips") -> dict[str, int]:
-        """Clips (or distinct groups, ``by="groups"``) per class name; 0 for an empty class."""
-        if by == "groups":
-            counts = Counter(y for y, _ in set(zip(self.y.tolist(), self.groups.tolist())))
-        elif by == "clips":
-            counts = Counter(self.y.tolist())
-        else:
-            raise ValueError(f"by must be 'clips' or 'groups', got {by!r}")
-        return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
 
-    def check_min_per_class(self, minimum: int, *, why: str = "cross-validation folds") -> None:
-        """Raise `InputError` naming the first class with fewer than ``minimum`` groups.
+@dataclass
+class SequenceIndex(_Labelled):
+    """What a fold plan and the sweep's checks need of N sequences, without their frames:
+    labels, groups, clip ids and lengths (`FeatureStore.load_index` reads only these columns,
+    so a driver's memory does not grow with the frames).
 
-        Groups, not clips, are what folds split (the segments of one track count once).
-        """
-        for name, count in self.class_counts(by="groups").items():
-            if count < minimum:
-                raise InputError(
-                    f"class {name!r}",
-                    f"needs at least {minimum} clips (distinct groups) for {minimum} {why}",
-                    f"{count}",
-                )
+    Attributes
+    ----------
+    y : ``int64[N]`` class indices into `classes`.
+    classes : class names.
+    groups : ``str[N]``; clip_ids : ``str[N]``; lengths : ``int64[N]`` (T_i).
+    dim : D, the values per frame (the feature set's manifest).
+    vocab_size : as `SequenceSet.vocab_size`.
+    """
+
+    y: np.ndarray
+    classes: list[str]
+    groups: np.ndarray
+    clip_ids: np.ndarray
+    lengths: np.ndarray
+    dim: int
+    vocab_size: int | None = None
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64)
+        self.groups = np.asarray(self.groups, dtype=object)
+        self.clip_ids = np.asarray(self.clip_ids, dtype=object)
+        self.lengths = np.asarray(self.lengths, dtype=np.int64)
+        for name in ("groups", "clip_ids", "lengths"):
+            if len(getattr(self, name)) != len(self.y):
+                raise InputError(f"SequenceIndex.{name}", f"must have one entry per label ({len(self.y)})",
+                                 len(getattr(self, name)))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def padded_nbytes(self) -> int:
+        """Bytes of the set padded as ``float32[N, T_max, D]`` plus its ``int64`` lengths."""
+        t_max = int(self.lengths.max()) if len(self) else 0
+        return 4 * len(self) * t_max * self.dim + 8 * len(self)
+
+    @property
+    def frame_nbytes(self) -> int:
+        """Bytes of the frames themselves (``float32``, ``sum T_i x D``): a node cache's size."""
+        return 4 * int(self.lengths.sum()) * self.dim

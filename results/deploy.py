@@ -174,8 +174,10 @@ def load_members(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[Depl
 
 
 def load_split(spec: SweepSpec, split: str) -> SequenceSet:
-    """The sweep's ``train`` or ``test`` split from its store, padded."""
-    return FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split=split, padded=True)
+    """The sweep's ``train`` or ``test`` split straight from its store (never a sweep driver's
+    copy), ragged: its frames are views of the store's buffers, padded one batch at a time
+    when a model reads them (`trainables.padded`), so a split of any size is read once."""
+    return FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split=split)
 
 
 def score_test(y: np.ndarray, proba: np.ndarray, *, n_classes: int, groups: np.ndarray | None = None

@@ -48,6 +48,7 @@ __all__ = [
     "TrainSpec",
     "ResourceSpec",
     "EnsembleSpec",
+    "DataSpec",
     "SweepSpec",
     "load_spec",
     "METRICS",
@@ -60,6 +61,7 @@ SCHEDULERS = ("none", "asha", "wilcoxon")
 REFITS = ("bag", "full")
 FUSED = ("auto", True, False)
 OBJECTIVES = ("mean", "mean_minus_std")
+DATA_PATHS = ("auto", "object_store", "node_cache")
 #: the ensembles a spec may ask for (results also builds ``weighted_logloss`` when
 #: ``ensemble.fit_weights`` is true)
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
@@ -68,7 +70,7 @@ OVERRIDABLE = ("name", "store", "dataset", "feature_set", "storage")
 
 
 #: of several broken sections, the one reported: the sections, then the top-level values
-_REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "ensemble",
+_REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "data", "ensemble",
                  "name", "store", "dataset", "feature_set", "metric", "storage")
 
 
@@ -160,6 +162,17 @@ class EnsembleSpec(Section):
         return [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
 
 
+class DataSpec(Section):
+    """``data``: how the trials get the train split. ``object_store``: the driver loads it
+    padded and hands it over through Ray's object store (refused when it does not fit);
+    ``node_cache``: the driver reads only labels, groups and lengths, and the first trial on
+    each node copies the rows from the store into one memory-mapped file there
+    (`features.store.node_cache`); ``auto``: the object store while the padded split takes
+    at most `search.sweep.AUTO_SHARE` of the smallest node's object store, else the node cache."""
+
+    path: one_of(DATA_PATHS) = "auto"
+
+
 # ---- the whole sweep ------------------------------------------------------------------------
 class SweepSpec(Section):
     """A whole sweep, checked. Build it with `load_spec` (or `SweepSpec.from_dict`); its fields
@@ -176,6 +189,7 @@ class SweepSpec(Section):
     models: Models = Field(None, validate_default=True)
     train: TrainSpec = TrainSpec()
     resources: ResourceSpec = ResourceSpec()
+    data: DataSpec = DataSpec()
     storage: str = "runs"
     ensemble: EnsembleSpec = EnsembleSpec()
     _source: str = PrivateAttr("<dict>")

@@ -1,7 +1,12 @@
 """Run a sweep: the spec becomes a Ray Tune experiment whose trials Optuna samples.
 
-The driver loads the train split once, makes the fold plan once, and hands both to
-every trial through the object store (`tune.with_parameters`). Trials reuse their
+The driver reads the train split's labels, groups and lengths, makes the fold plan once,
+and hands it to every trial with the data (`tune.with_parameters`). The data goes one of
+two ways (``data.path``, `choose_data_path`): the padded split itself, loaded once by the
+driver, through Ray's object store; or, for a split too big for the object store or the
+driver, a `NodeCacheSource`, from which the first trial on each node copies the rows into
+one memory-mapped file that every trial on that node reads (`features.store.node_cache`;
+the driver removes those files from every node when the sweep ends). Trials reuse their
 actors (no new process and no torch import per trial). The experiment lives at
 ``<storage>/<name>/``: Ray Tune's own state (so ``--resume`` can restore it, the Optuna
 searcher included), each trial's checkpoint with its out-of-fold probabilities,
@@ -10,6 +15,7 @@ searcher included), each trial's checkpoint with its out-of-fold probabilities,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.store import FeatureStore
+from features.store.node_cache import NodeCacheSource, manifest_key, remove_on_every_node
 from search.leaderboard import LiveLeaderboard
 from search.metrics import SweepMetrics
 from search.ranking import read_leaderboard
@@ -31,7 +38,7 @@ from seqsweep.storage import read_bytes, resolve, write_bytes_atomic
 from trainables.cv import fingerprint_changes, make_plan, plan_fingerprint
 from trainables.trial import TrialSetup, cv_trial
 
-__all__ = ["SweepOutcome", "run_sweep", "check_object_store", "trial_capacity"]
+__all__ = ["SweepOutcome", "run_sweep", "check_object_store", "choose_data_path", "trial_capacity"]
 
 
 
@@ -86,23 +93,41 @@ def _scheduler(spec: SweepSpec):
 #: The share of a node's object store the train split may take: the trials' own objects
 #: (results, checkpoints) need the rest.
 OBJECT_STORE_SHARE = 0.8
+#: ``data.path: auto`` hands the padded train split over through the object store while it
+#: takes at most this share of the smallest node's store (room to spare for the trials'
+#: results and for a driver that holds it too), and uses the node cache beyond.
+AUTO_SHARE = 0.5
+
+
+def smallest_object_store() -> float | None:
+    """Bytes of the smallest object store among the cluster's alive nodes (None if unknown)."""
+    import ray
+
+    stores = [n["Resources"].get("object_store_memory", 0) for n in ray.nodes() if n.get("Alive")]
+    return min((c for c in stores if c), default=None)
 
 
 def check_object_store(nbytes: int, *, what: str, capacity: float | None = None) -> None:
     """Raise `StoreError` when ``nbytes`` (the train split as handed to the trials) exceeds
     `OBJECT_STORE_SHARE` of the smallest object store among the cluster's alive nodes
     (``capacity`` overrides it). Every node that runs a trial holds one copy."""
-    import ray
-
-    if capacity is None:
-        stores = [n["Resources"].get("object_store_memory", 0) for n in ray.nodes() if n.get("Alive")]
-        capacity = min((c for c in stores if c), default=None)
+    capacity = smallest_object_store() if capacity is None else capacity
     if capacity and nbytes > OBJECT_STORE_SHARE * capacity:
-        raise StoreError(what, f"must fit in Ray's object store, which hands it to every trial: the smallest node's "
-                         f"store holds {capacity / 2**30:.2f} GiB, of which a sweep uses at most "
-                         f"{OBJECT_STORE_SHARE:.0%}; start Ray with more (`ray start --object-store-memory BYTES`, "
-                         "or object_store_memory in ray.init), or sweep fewer or shorter clips",
-                         f"{nbytes / 2**30:.2f} GiB padded")
+        raise StoreError(what, f"must fit in Ray's object store with data.path: object_store, which hands it to "
+                         f"every trial: the smallest node's store holds {capacity / 2**30:.2f} GiB, of which a sweep "
+                         f"uses at most {OBJECT_STORE_SHARE:.0%}; set data.path: node_cache (or auto) to have each "
+                         "node read it from the store into a memory-mapped file, or start Ray with more "
+                         "(`ray start --object-store-memory BYTES`)", f"{nbytes / 2**30:.2f} GiB padded")
+
+
+def choose_data_path(asked: str, nbytes: int, *, capacity: float | None = None) -> str:
+    """``object_store`` or ``node_cache`` for a train split of ``nbytes`` padded: what the spec
+    asked (``data.path``), or for ``auto`` the object store while ``nbytes`` is at most
+    `AUTO_SHARE` of the smallest node's object store (``capacity`` overrides it)."""
+    if asked != "auto":
+        return asked
+    capacity = smallest_object_store() if capacity is None else capacity
+    return "object_store" if not capacity or nbytes <= AUTO_SHARE * capacity else "node_cache"
 
 
 def _asks_bf16(spec: SweepSpec) -> bool:
@@ -205,13 +230,26 @@ def run_sweep(
     if url:
         echo(f"Ray dashboard: {url}")
 
-    data = FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split="train", padded=True)
-    spec = with_token_defaults(spec, tokens=data.vocab_size is not None)
-    check_object_store(data.x.nbytes + data.lengths.nbytes, what=f"{spec.dataset}/{spec.feature_set} train split "
-                       f"({len(data)} clips x {data.x.shape[1]} steps x D={data.dim})")
-    plan = make_plan(data, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
+    store = FeatureStore(spec.store)
+    manifest = store.manifest(spec.dataset, spec.feature_set)
+    index = store.load_index(spec.dataset, spec.feature_set, split="train")  # no frames: labels, groups, lengths
+    spec = with_token_defaults(spec, tokens=index.vocab_size is not None)
+    data_path = choose_data_path(spec.data.path, index.padded_nbytes)
+    cache_name = None
+    if data_path == "object_store":
+        check_object_store(index.padded_nbytes, what=f"{spec.dataset}/{spec.feature_set} train split ({len(index)} "
+                           f"clips x {int(index.lengths.max(initial=0))} steps x D={index.dim})")
+        data = store.load(spec.dataset, spec.feature_set, split="train", padded=True)
+    else:
+        cache_name = f"{spec.name}-{hashlib.sha256(spec.experiment_path.encode()).hexdigest()[:8]}"
+        data = NodeCacheSource(resolve(spec.store), spec.dataset, spec.feature_set, manifest_key(manifest), cache_name,
+                               len(index))
+        echo(f"train split: {index.padded_nbytes / 2**30:.2f} GiB padded, {index.frame_nbytes / 2**30:.2f} GiB of "
+             "frames; each node's first trial copies it from the store into a memory-mapped file (data.path: "
+             f"{spec.data.path})")
+    plan = make_plan(index, folds=spec.cv.folds, seeds=spec.cv.seeds, base_seed=spec.search.seed)
     source = f"{resolve(spec.store)}/{spec.dataset}/{spec.feature_set}"
-    _check_plan(spec, plan_fingerprint(data, plan, source=source), resume=resume)
+    _check_plan(spec, plan_fingerprint(index, plan, source=source), resume=resume)
     capacity, total = trial_capacity(spec.resources.cpus, spec.resources.gpus)
     if capacity >= 1:
         check_precision(spec)
@@ -230,8 +268,8 @@ def run_sweep(
         if num_samples != grid:
             echo(f"grid sampler: {grid} grid points; running {grid} trials (num_samples was {num_samples})")
         num_samples = grid
-    tokens = f" (token ids, vocabulary {data.vocab_size})" if data.vocab_size is not None else ""
-    echo(f"{spec.dataset}/{spec.feature_set}: {len(data)} train clips, {data.n_classes} classes, D={data.dim}{tokens}; "
+    tokens = f" (token ids, vocabulary {index.vocab_size})" if index.vocab_size is not None else ""
+    echo(f"{spec.dataset}/{spec.feature_set}: {len(index)} train clips, {index.n_classes} classes, D={index.dim}{tokens}; "
          f"{spec.cv.seeds} seeds x {spec.cv.folds} folds per trial; {num_samples} trials, "
          f"{concurrent} at once (the cluster fits {capacity} of {spec.resources.cpus:g} CPU"
          f"{f' + {spec.resources.gpus:g} GPU' if spec.resources.gpus else ''} each)")
@@ -264,7 +302,13 @@ def run_sweep(
                 callbacks=[board, metrics], progress_reporter=_reporter(spec), verbose=verbose,
             ),
         )
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        if cache_name is not None:  # the node caches go with the sweep, on every node
+            builds = remove_on_every_node(cache_name)
+            seconds = ", ".join(f"{b['seconds']:.1f} s" for b in builds)
+            echo(f"node cache: built on {len(builds)} node(s) ({seconds}), removed")
     orphans = close_orphans(exp, spec.name)
     if orphans:
         echo(f"{orphans} Optuna trial(s) whose Ray trial never finished were marked FAIL")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.sequences import SequenceSet
+from features.sequences import SequenceIndex, SequenceSet
 
 __all__ = ["CVFit", "CVPlan", "init_seed", "make_plan", "summarize", "plan_fingerprint", "fingerprint_changes"]
 
@@ -51,9 +51,10 @@ class CVPlan:
         return len(self.fits)
 
 
-def make_plan(data: SequenceSet, *, folds: int, seeds: int, base_seed: int = 0) -> CVPlan:
-    """Folds of ``data`` for ``seeds`` seeds. `InputError` names a class with fewer
-    groups than ``folds`` (no fold could hold one of each)."""
+def make_plan(data: SequenceSet | SequenceIndex, *, folds: int, seeds: int, base_seed: int = 0) -> CVPlan:
+    """Folds of ``data`` for ``seeds`` seeds (its labels and groups: a `SequenceIndex`
+    without frames serves as well). `InputError` names a class with fewer groups than
+    ``folds`` (no fold could hold one of each)."""
     data.check_min_per_class(folds)
     fits = []
     seed_values = tuple(base_seed + s for s in range(seeds))
@@ -88,7 +89,7 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min())}
 
 
-def plan_fingerprint(data: SequenceSet, plan: CVPlan, *, source: str) -> dict[str, object]:
+def plan_fingerprint(data: SequenceSet | SequenceIndex, plan: CVPlan, *, source: str) -> dict[str, object]:
     """What a sweep's folds were made from, to check that a resumed sweep scores its new
     trials on the same folds: the data's source (store/dataset/feature set), its train clips
     (count and a hash of their ids, labels and groups in order), and the CV shape and seed."""

@@ -94,15 +94,17 @@ class SequenceClassifier(nn.Module):
         raise NotImplementedError
 
     def check_data(self, x: np.ndarray, lengths: np.ndarray, *, where: str) -> None:
-        """Raise `seqsweep.errors.InputError` if a padded numpy batch [shape=(N, T, D)] cannot
-        go in: token input needs one whole-number id per valid step (ids out of range are
-        fine: they read as unknown)."""
+        """Raise `seqsweep.errors.InputError` if a padded numpy batch [shape=(N, T, D)] (or
+        `trainables.padded.RaggedFrames`) cannot go in: token input needs one whole-number id
+        per valid step (ids out of range are fine: they read as unknown)."""
         if self.embedding is None:
             return
         if x.shape[2] != 1:
             raise InputError(where, "token input needs D = 1 (one id per step)", f"D={x.shape[2]}")
-        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
-        ids = x[..., 0][valid]
+        if isinstance(x, np.ndarray):
+            ids = x[..., 0][np.arange(x.shape[1])[None, :] < lengths[:, None]]
+        else:  # `trainables.padded.RaggedFrames`
+            ids = x.valid_frames()[:, 0]
         bad = ids != np.round(ids)
         if bad.any():
             raise InputError(where, "token ids must be whole numbers", float(ids[bad][0]))

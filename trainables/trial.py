@@ -2,7 +2,9 @@
 
 `cv_trial` is a plain function ``(config, *, data, plan, setup)``; the sweep binds the
 data, the fold plan and the settings once with `tune.with_parameters`, so they travel
-through Ray's object store and no trial reads Parquet.
+through Ray's object store and no trial reads Parquet; a split too big for the object
+store is bound as a `NodeCacheSource` instead, and each node's first trial copies it from
+the store into one memory-mapped file that every trial on the node reads.
 
 It reports after every (seed, fold) fit: the running objective (what ASHA compares) and
 that fit's own metrics (``fit_*``, which the long leaderboard and the Wilcoxon scheduler
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from features.sequences import SequenceSet
+from features.store.node_cache import NodeCacheSource
 from seqsweep.errors import ConfigError
 from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
 from trainables.cv import CVPlan, init_seed, summarize
@@ -116,8 +119,13 @@ def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str
 
 
 
-def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: TrialSetup) -> None:
-    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes."""
+def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, plan: CVPlan,
+             setup: TrialSetup) -> None:
+    """Fit ``config`` on every (seed, fold) of ``plan``; report to Ray Tune as it goes.
+
+    ``data`` is the train split itself (through the object store), or for a split too big
+    for it a `NodeCacheSource`: the rows are then this node's memory-mapped cache, built by
+    the first trial on the node (`features.store.node_cache`)."""
     import logging
 
     from ray import tune
@@ -136,6 +144,18 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
     def fail(message: str) -> None:
         tune.report({**_summary(setup, fits, len(plan)), "status": "failed", "error": message,
                      "model": family, "objective": float("nan")})
+
+    cache: dict[str, Any] | None = None
+    if isinstance(data, NodeCacheSource):
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        try:
+            data, info = data.open(node=node)
+        except Exception as exc:  # the store is unreachable, changed, or the node's disk is full
+            fail(f"node cache: {type(exc).__name__}: {exc}")
+            return
+        cache = {"node": node, "path": info.path, "built": info.built, "build_seconds": info.seconds}
 
     try:
         name, model_config, train_config = split_flat_config(flat_config(config, setup.train))
@@ -194,7 +214,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet, plan: CVPlan, setup: 
                             seeds=np.asarray(plan.seeds), classes=np.asarray(data.classes, dtype=str))
         with open(os.path.join(tmp, FITS_FILE), "w") as fh:
             json.dump({"model": name, "config": {**model_config.to_flat(), **train_config.to_flat()},
-                       "fused": fused, "trial_id": trial_id,
+                       "fused": fused, "trial_id": trial_id, "node_cache": cache,
                        "init_seeds": [starts[seed] for seed in plan.seeds], "fits": fits, "histories": histories}, fh, default=_json_default)
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 

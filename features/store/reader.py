@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -143,15 +143,14 @@ class FeatureStore:
     def _part_paths(self, dataset: str, feature_set: str, manifest: dict[str, Any]) -> list[str]:
         return [self.path(dataset, feature_set, p) for p in manifest["parts"]]
 
-    def _read_stored(self, dataset: str, feature_set: str, manifest: dict[str, Any], *,
-                     columns: list[str] | None, filter: pc.Expression | None) -> list[pa.Table]:
-        """The committed rows as their parts store them: one table per part format present
-        (format 1 and 2 parts are both there when a format-1 feature set was extended)."""
+    def _stored_datasets(self, dataset: str, feature_set: str, manifest: dict[str, Any]
+                         ) -> list[pads.FileSystemDataset]:
+        """The committed parts as datasets, one per part format present (format 1 and 2
+        parts are both there when a format-1 feature set was extended); none when empty."""
         dim = int(manifest["dim"])
         paths = self._part_paths(dataset, feature_set, manifest)
         if not paths:
-            table = stored_schema(dim).empty_table()
-            return [table.select(columns) if columns else table]
+            return []
         found = pads.dataset(paths, format="parquet", filesystem=self.fs)
         by_format: dict[int, list[pads.Fragment]] = {}
         for fragment in found.get_fragments():
@@ -160,8 +159,36 @@ class FeatureStore:
                 raise StoreError(fragment.path, "a part file must have a 'features' column", physical.names)
             by_format.setdefault(part_format(physical.field("features").type), []).append(fragment)
         return [pads.FileSystemDataset(fragments, stored_schema(dim, format=version), found.format,
-                                       filesystem=self.fs).to_table(columns=columns, filter=filter)
-                for version, fragments in sorted(by_format.items())]
+                                       filesystem=self.fs) for version, fragments in sorted(by_format.items())]
+
+    def _read_stored(self, dataset: str, feature_set: str, manifest: dict[str, Any], *,
+                     columns: list[str] | None, filter: pc.Expression | None) -> list[pa.Table]:
+        """The committed rows as their parts store them: one table per part format present."""
+        found = self._stored_datasets(dataset, feature_set, manifest)
+        if not found:
+            table = stored_schema(int(manifest["dim"])).empty_table()
+            return [table.select(columns) if columns else table]
+        return [d.to_table(columns=columns, filter=filter) for d in found]
+
+    def scan_stored(self, dataset: str, feature_set: str, manifest: dict[str, Any], *, columns: list[str],
+                    split: str | None = None, labels: Iterable[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The committed rows of ``split`` and ``labels`` (as `load` selects them) one record
+        batch at a time, as their parts store them (``features`` of either format, see
+        `features.store.schema.frame_chunks`): memory holds one batch, not the feature set."""
+        expr, _ = _selection(manifest, split, labels)
+        for found in self._stored_datasets(dataset, feature_set, manifest):
+            yield from found.to_batches(columns=columns, filter=expr)
+
+    def sequences_from(self, table: pa.Table, manifest: dict[str, Any], *, split: str | None = None,
+                       labels: Iterable[str] | None = None, where: str) -> SequenceSet:
+        """Rows already selected by ``split`` and ``labels`` (``clip_id, group, label,
+        n_frames, features`` as `scan_stored` gives them, e.g. a node's mapped cache,
+        `features.store.node_cache`) as the ragged `SequenceSet` `load` would give: clip id
+        order, frames as views of the table's buffers (no copy when it is one chunk)."""
+        _, classes = _selection(manifest, split, labels)
+        vocab = self.vocab(manifest["dataset"], manifest["feature_set"], manifest=manifest)
+        return _sequences([table], int(manifest["dim"]), classes, None if vocab is None else vocab.vocab_size,
+                          where=f"{where}: features", padded=False)
 
     def read_rows(
         self,
