@@ -24,7 +24,7 @@ import numpy as np
 
 from seqsweep.errors import ConfigError
 
-__all__ = ["GENRES", "GenreStyle", "genre_styles", "make_clip", "write_dataset"]
+__all__ = ["GENRES", "GenreStyle", "blend", "genre_styles", "make_clip", "write_dataset"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,28 @@ def genre_styles(classes: int) -> list[GenreStyle]:
             noise=base.noise * 1.3 ** r,
         ))
     return out
+
+
+def blend(style: GenreStyle, other: GenreStyle, amount: float) -> GenreStyle:
+    """``style`` moved ``amount`` (0 = itself, 1 = ``other``) of the way towards ``other``:
+    every number interpolated (tempo, register and noise geometrically), and ``other``'s
+    chord colour once ``amount`` passes 0.5; the name stays ``style``'s (the clip's label)."""
+    if not 0.0 <= amount <= 1.0:
+        raise ConfigError("amount", "must be between 0 and 1", amount)
+    if amount == 0:
+        return style
+
+    def lin(a: float, b: float) -> float:
+        return (1.0 - amount) * a + amount * b
+
+    def geo(a: float, b: float) -> float:
+        return float(np.exp(lin(np.log(max(a, 1e-9)), np.log(max(b, 1e-9)))))
+
+    return replace(style, tempo_bpm=geo(style.tempo_bpm, other.tempo_bpm), kick=lin(style.kick, other.kick),
+                   hat=lin(style.hat, other.hat), rolloff=lin(style.rolloff, other.rolloff),
+                   even=lin(style.even, other.even), chord=other.chord if amount > 0.5 else style.chord,
+                   register=lin(style.register, other.register), sustain=geo(style.sustain, other.sustain),
+                   noise=geo(style.noise, other.noise))
 
 
 def _lognormal(rng: np.random.Generator, centre: float, sigma: float) -> float:
@@ -246,6 +268,7 @@ def write_dataset(
     seconds: float = 3.0,
     sr: int = 22050,
     seed: int = 0,
+    difficulty: float = 0.0,
 ) -> list[Path]:
     """Write a synthetic genre collection in GTZAN's layout and return the file paths.
 
@@ -260,6 +283,11 @@ def write_dataset(
     seconds : length of each clip.
     sr : sample rate in Hz.
     seed : clip ``i`` of class ``k`` is drawn from ``np.random.default_rng([seed, k, i])``.
+    difficulty : in [0, 1). Above 0, each clip's centre is its class's `blend`ed a uniform
+        ``U(0, difficulty)`` of the way towards another class drawn at random (both from
+        ``np.random.default_rng([seed, k, i, 1])``), so the classes overlap and some clips
+        sit nearer another class than their own: at 0.6 about one clip in six has passed the
+        half-way point. 0 (the default) gives the clips of the classes as they are.
 
     Returns
     -------
@@ -271,14 +299,22 @@ def write_dataset(
         raise ConfigError("clips", "must be at least 1", clips)
     if seed < 0:
         raise ConfigError("seed", "must be a non-negative integer", seed)
+    if not 0.0 <= difficulty < 1.0:
+        raise ConfigError("difficulty", "must be in [0, 1)", difficulty)
+    styles = genre_styles(classes)
     root = Path(out_dir)
     paths: list[Path] = []
-    for k, style in enumerate(genre_styles(classes)):
+    for k, style in enumerate(styles):
         folder = root / style.name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(clips):
+            centre = style
+            if difficulty > 0 and len(styles) > 1:
+                mixer = np.random.default_rng([seed, k, i, 1])
+                other = styles[(k + 1 + int(mixer.integers(len(styles) - 1))) % len(styles)]
+                centre = blend(style, other, float(mixer.uniform(0.0, difficulty)))
             rng = np.random.default_rng([seed, k, i])
-            audio = make_clip(style, seconds=seconds, sr=sr, rng=rng)
+            audio = make_clip(centre, seconds=seconds, sr=sr, rng=rng)
             path = folder / f"{style.name}.{i:05d}.wav"
             sf.write(path, audio, sr, subtype="PCM_16")
             paths.append(path)
