@@ -172,7 +172,7 @@ def test_both_families_sweep_deploy_and_predict_audio(ray_session, synth_store, 
     fits = json.loads(next(exp.glob("trial_*/checkpoint_*/fits.json")).read_text())
     assert [f["file"].endswith(".npz") for f in fits["fits"]] == [True, True]
     finish_sweep(str(exp), echo=lambda *_: None)
-    saved = sorted(p.name for p in (exp / "ensemble").glob("*.npz"))
+    saved = sorted(p.name for p in (exp / "ensemble").glob("*_fold*.npz"))
     assert len(saved) == 4  # 2 members x 2 fold models, plain arrays
     clips = sorted(Path(synth_dir).rglob("*.wav"))[:3]
     frame = predict(exp, [str(c) for c in clips], method="soft")
