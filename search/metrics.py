@@ -19,7 +19,11 @@ metric (as Prometheus names it)     type       more tags            what it hold
 
 The trial counts are gauges set from the leaderboard's rows, so a resumed sweep (a new
 driver process, whose counters start at 0) still shows the whole sweep's counts; the fits
-counter is there for rates (fits a minute). Ray's metrics agent on the driver's node
+counter is there for rates (fits a minute). Ray 2.60's agent drops a gauge that has not
+been set for two export intervals (~20 s; measured here: a gauge set once shows on the
+endpoint from 10 s to 25 s after), so the callback sets the gauges again every
+`REFRESH_S` seconds while the sweep runs, also when no trial reports for minutes; once
+the driver stops they leave the endpoint (Prometheus keeps what it scraped). Ray's metrics agent on the driver's node
 exports them on that node's Prometheus endpoint (``ray.nodes()[i]["MetricsExportPort"]``)
 with Ray's own labels (``SessionName``, ``NodeAddress``, ...), about every 10 s.
 ``docs/grafana/seqsweep_grafana_dashboard.json`` draws them.
@@ -33,15 +37,19 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections import Counter as Tally
 from typing import Any
 
 from ray.tune import Callback
 
-__all__ = ["SweepMetrics", "FIT_SECONDS_BOUNDARIES", "METRIC_PREFIX"]
+__all__ = ["SweepMetrics", "FIT_SECONDS_BOUNDARIES", "METRIC_PREFIX", "REFRESH_S"]
 
 #: every metric's name starts with it (Ray adds ``ray_`` in front when it exports them)
 METRIC_PREFIX = "seqsweep_"
+
+#: how often the gauges are set again while nothing happens (Ray drops them after ~20 s)
+REFRESH_S = 5.0
 
 #: the fit-seconds histogram's bucket edges: from a kNN fit (~0.01 s) to a long GPU fit
 FIT_SECONDS_BOUNDARIES = [0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000]
@@ -95,6 +103,7 @@ class SweepMetrics(Callback):
         self.sweep = sweep
         self.planned_fits = int(planned_fits)
         self._seen: set[tuple[str, str]] = set()  # (family, status) pairs ever set: set back to 0
+        self._published = -math.inf  # time.monotonic() of the last publish
 
     # the metric objects stay out of the pickled experiment state (made again on restore)
     def __getstate__(self) -> dict[str, Any]:
@@ -126,9 +135,17 @@ class SweepMetrics(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.publish()
 
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self._published >= REFRESH_S:  # keep the gauges alive (see the module)
+            self.publish()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.publish()
+
     # ---- the gauges --------------------------------------------------------------------
     def publish(self) -> None:
         """Set every gauge from the leaderboard's rows as they are now."""
+        self._published = time.monotonic()
         metrics = _instruments()
         sweep = {"sweep": self.sweep}
         rows = list(self.board.rows.values())

@@ -61,16 +61,15 @@ def _mtime(path: str) -> float | None:
     return info.mtime.timestamp()
 
 
-def _planned(spec: SweepSpec | None) -> tuple[int | None, int | None]:
-    """(trials, fits per trial) the spec plans; the grid sampler runs one trial per point."""
+def _planned(spec: SweepSpec | None) -> int | None:
+    """The trials the spec plans (the grid sampler runs one per grid point)."""
     if spec is None:
-        return None, None
-    trials = spec.search.num_samples
+        return None
     if spec.search.sampler == "grid":
         from search.space import expand_grid
 
-        trials = len(expand_grid(spec))
-    return trials, spec.cv.fits
+        return len(expand_grid(spec))
+    return spec.search.num_samples
 
 
 def _duration(seconds: float) -> str:
@@ -83,15 +82,17 @@ def _fits_done(board: pd.DataFrame) -> int:
     return int(pd.to_numeric(board.get("fits_done"), errors="coerce").fillna(0).sum()) if len(board) else 0
 
 
-def _progress(board: pd.DataFrame, trials: int | None, fits: int | None, *, began: float | None,
-              last: float | None, now: float, ended: bool) -> list[str]:
+def _progress(board: pd.DataFrame, spec: SweepSpec | None, *, began: float | None, last: float | None,
+              now: float, ended: bool) -> list[str]:
+    trials = _planned(spec)
+    fits = spec.cv.fits if spec else None
     counts = board["status"].value_counts().to_dict()
     parts = [f"{counts.get(s, 0)} {s}" for s in _ORDER if counts.get(s, 0)]
     lines = [f"trials: {len(board)}" + (f" of {trials}" if trials else "") + (f" ({', '.join(parts)})" if parts else "")]
     done = _fits_done(board)
     if trials and fits:
-        lines.append(f"fits: {done} of {trials * fits} planned ({trials} trials x {fits} seeds x folds; "
-                     "pruned and failed trials stop early)")
+        lines.append(f"fits: {done} of {trials * fits} planned ({trials} trials x {spec.cv.seeds} seeds x "
+                     f"{spec.cv.folds} folds; a pruned or failed trial stops early)")
     if began is None:
         return lines
     until = last if ended and last is not None else now
@@ -146,17 +147,17 @@ def status_frame(directory: str, *, now: float | None = None, spec: SweepSpec | 
     the epoch (default: the clock); ``spec`` saves re-reading ``sweep.json`` between frames."""
     directory = storage.resolve(directory)
     board_path = storage.join(directory, LEADERBOARD)
-    if not storage.exists(board_path):
+    spec = spec or _load_spec(directory)
+    if spec is None and not storage.exists(board_path):  # a sweep that began has its sweep.json
         raise StoreError(directory, f"a sweep's experiment folder holds {LEADERBOARD}",
                          "no leaderboard (is this <storage>/<name>?)")
-    spec = spec or _load_spec(directory)
     board = read_leaderboard(directory)
-    trials, fits = _planned(spec)
+    trials = _planned(spec)
     final = int(board["status"].isin(FINAL_STATUSES).sum())
     ended = (trials is not None and final >= trials) or storage.exists(storage.join(directory, ENSEMBLES_CSV))
     now = time.time() if now is None else now
     lines = [directory]
-    lines += _progress(board, trials, fits, began=_mtime(storage.join(directory, PLAN_FILE)),
+    lines += _progress(board, spec, began=_mtime(storage.join(directory, PLAN_FILE)),
                        last=_mtime(board_path), now=now, ended=ended)
     lines += _top(board, spec.metric if spec else None, top)
     lines += _failures(board, failures)

@@ -8,7 +8,9 @@ failed trials.
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -24,9 +26,24 @@ from tests.search.test_sweep import spec_with
 SWEEP = "watched"
 
 
+class Scraper(threading.Thread):
+    """Scrapes the driver's node's metrics endpoint every second while the sweep runs and
+    after it, keeping the last value seen of each of this sweep's samples in ``latest``
+    (Ray drops a gauge ~20 s after it was last set, so one look after the sweep could miss it)."""
+
+    def __init__(self, ray) -> None:
+        super().__init__(daemon=True)
+        self.ray, self.latest, self.stop = ray, {}, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.latest.update(_scrape(self.ray))
+
+
 @pytest.fixture(scope="module")
 def sweep(ray_session, synth_store, tmp_path_factory):
-    """(experiment folder, its leaderboard) of one finished sweep with ok and failed trials."""
+    """(experiment folder, its leaderboard, the scraper of its metrics) of one finished sweep
+    with ok and failed trials."""
     from search.sweep import run_sweep
 
     spec = spec_with(name=SWEEP, store=str(synth_store), storage=str(tmp_path_factory.mktemp("runs")),
@@ -34,11 +51,14 @@ def sweep(ray_session, synth_store, tmp_path_factory):
                      models={"lstm": {"optimizer": "adamw", "lr": 1.0e+10, "weight_decay": 1.0e+10,  # diverges
                                       "epochs": 2, "units": [4], "num_layers": 1},
                              "knn": {"n_neighbors": [1, 3]}})
+    scraper = Scraper(ray_session)
+    scraper.start()
     outcome = run_sweep(spec, echo=lambda *_: None, verbose=0)
     exp = Path(outcome.experiment_dir)
     board = pd.read_csv(exp / "leaderboard.csv", dtype={"trial_id": str})
     assert set(board["status"]) == {"ok", "failed"}, board[["model", "status"]]  # both kinds, for the tests
-    return exp, board
+    yield exp, board, scraper
+    scraper.stop.set()
 
 
 # ---- the metrics on the node's endpoint ------------------------------------------------------------
@@ -60,8 +80,8 @@ def _scrape(ray) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def test_the_sweeps_metrics_reach_the_nodes_endpoint(sweep, ray_session):
-    exp, board = sweep
+def test_the_sweeps_metrics_reach_the_nodes_endpoint(sweep):
+    exp, board, scraper = sweep
     knn_fits = int(board.loc[board["model"] == "knn", "fits_done"].sum())
     expected = {("ray_seqsweep_fits_planned", ()): 4 * 2,
                 ("ray_seqsweep_fits_done", ()): board["fits_done"].sum(),
@@ -77,18 +97,20 @@ def test_the_sweeps_metrics_reach_the_nodes_endpoint(sweep, ray_session):
         return {k: samples.get(k) for k in expected}
 
     deadline = time.time() + 45  # the node's agent exports application metrics about every 10 s
-    samples = _scrape(ray_session)
-    while shown(samples) != pytest.approx(expected) and time.time() < deadline:
-        time.sleep(2)
-        samples = _scrape(ray_session)
+    while shown(scraper.latest) != pytest.approx(expected) and time.time() < deadline:
+        time.sleep(1)
+    samples = dict(scraper.latest)
     assert shown(samples) == pytest.approx(expected)
+    dashboard = (Path(__file__).parents[2] / "docs/grafana/seqsweep_grafana_dashboard.json").read_text()
+    queried = set(re.findall(r"ray_seqsweep_\w+", dashboard))
+    assert queried and queried <= {name for name, _ in samples}  # the Grafana dashboard draws real series
     assert ("ray_seqsweep_fits_total", (("family", "lstm"),)) not in samples  # its fits never finished
     assert samples[("ray_seqsweep_fit_seconds_bucket", (("family", "knn"), ("le", "+Inf")))] == knn_fits
 
 
 # ---- the study as optuna-dashboard reads it --------------------------------------------------------
 def test_the_study_names_its_objective_and_records_each_trials_attributes(sweep):
-    exp, board = sweep
+    exp, board, _ = sweep
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(exp / "optuna.log")))
     study = optuna.load_study(study_name=SWEEP, storage=storage)
     assert study.metric_names == ["balanced_accuracy CV mean"]
@@ -115,7 +137,7 @@ def test_an_objective_minus_std_is_named_so():
 
 # ---- sweep status --watch -----------------------------------------------------------------------------
 def test_watch_on_a_finished_sweep_prints_one_frame_and_ends(sweep):
-    exp, board = sweep
+    exp, board, _ = sweep
     frames: list[str] = []
 
     def no_sleep(_):
@@ -143,7 +165,7 @@ def _status_command():
 
 
 def test_watch_redraws_until_the_sweep_ends_and_stops_on_ctrl_c(sweep, tmp_path):
-    exp, board = sweep
+    exp, board, _ = sweep
     live = tmp_path / SWEEP
     shutil.copytree(exp, live, ignore=shutil.ignore_patterns("trial_*", "*.pkl", "*.json.*"))
     running = board.copy()
