@@ -10,6 +10,8 @@ costs a directory listing and one small Parquet read, and Ray is not even starte
 Work is sent as chunks of a few clips per task (one librosa/numba warm-up per worker
 process, not per file); the driver writes results as they arrive and commits a part
 every ~64 MB, so a killed run keeps what it committed and the next run does the rest.
+While a local Ray instance starts, the driver warms librosa up and extracts the first
+clips itself (`features.head_start`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from features.audio import AudioItem, discover_audio
 from features.extract import FeatureSpec
+from features.head_start import head_start_if_ray_starts
 from features.incremental import ExtractionSummary, check_fraction, is_unchanged, splits_for
 from features.rows import ItemError
 from features.store import FeatureStore
@@ -130,7 +133,15 @@ def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool,
 
         from seqsweep.ray_runtime import ensure_ray
 
-        ensure_ray(address)
+        head = head_start_if_ray_starts(work, spec)  # the driver extracts while a local Ray starts
+        try:
+            ensure_ray(address)
+        finally:
+            early, work = head.stop() if head is not None else ([], work)
+        yield from early
+        bar.update(len(early))
+        if not work:
+            return
         cpus = max(1, int(ray.available_resources().get("CPU", 1)))
         size = chunk_size or max(1, min(8, math.ceil(len(work) / (4 * cpus))))
         task = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(_extract_chunk)

@@ -1,0 +1,61 @@
+"""The driver's head start (`features.head_start.HeadStart`): it extracts clips while Ray
+starts, hands back exactly the clips it did not take, and what it extracts is what a Ray
+worker extracts."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from features import FeatureSpec, FeatureStore, extract_audio
+from features.audio import discover_audio
+from features.head_start import HeadStart, head_start_if_ray_starts
+from features.rows import ItemError
+
+
+def test_head_start_splits_the_work_without_loss_or_overlap(synth_dir):
+    items, _ = discover_audio(synth_dir)
+    work = [(item, "train") for item in items[:8]]
+    spec = FeatureSpec.create("mfcc27")
+    head = HeadStart(work, spec)
+    time.sleep(0.5)
+    results, rest = head.stop()
+    assert len(results) >= 1  # the clip in hand is finished, not dropped
+    done = [r.source for r in results]
+    assert sorted(done + [item.source for item, _ in rest]) == sorted(item.source for item, _ in work)
+    assert not any(isinstance(r, ItemError) for r in results)
+    assert [item.source for item, _ in rest] == [item.source for item, _ in work][len(done):]  # front first
+    again, nothing = HeadStart([], spec).stop()
+    assert again == [] and nothing == []
+
+
+def test_extraction_while_ray_starts_equals_in_process(ray_session, synth_dir, tmp_path, monkeypatch):
+    """Ray "starts" (a 1.5 s wait before the session's Ray is used): the driver extracts some
+    clips meanwhile, Ray the rest, and the store holds what an in-process run writes."""
+    import features.runner
+    import seqsweep.ray_runtime
+
+    taken: list[int] = []
+    stop = HeadStart.stop
+
+    def counting_stop(self):
+        results, rest = stop(self)
+        taken.append(len(results))
+        return results, rest
+
+    monkeypatch.setattr(HeadStart, "stop", counting_stop)
+    # as if no Ray were running yet: the head start runs while "Ray starts"
+    monkeypatch.setattr(seqsweep.ray_runtime, "ensure_ray", lambda address=None, **kw: time.sleep(1.5))
+    spec = FeatureSpec.create("mfcc27")
+    assert head_start_if_ray_starts([], spec) is None  # Ray runs: nothing to overlap
+    monkeypatch.setattr(features.runner, "head_start_if_ray_starts", HeadStart)
+    summary = extract_audio(synth_dir, store=tmp_path / "ray", dataset="d", spec=spec, progress=False)
+    monkeypatch.undo()
+    assert taken and 1 <= taken[0] < summary.added, taken  # both the driver and Ray extracted clips
+    extract_audio(synth_dir, store=tmp_path / "local", dataset="d", spec=spec, use_ray=False, progress=False)
+    a = FeatureStore(tmp_path / "ray").load("d", spec.name, padded=True)
+    b = FeatureStore(tmp_path / "local").load("d", spec.name, padded=True)
+    assert summary.failed == 0 and list(a.clip_ids) == list(b.clip_ids)
+    # equal up to float rounding: Ray's workers run one BLAS thread, this process may run more
+    assert np.allclose(a.x, b.x, rtol=1e-5, atol=1e-3) and np.array_equal(a.y, b.y)
