@@ -228,3 +228,36 @@ def test_readme_cluster_command_runs_a_sweep_on_two_nodes(two_nodes, synth_store
         assert {"ray_trial_id", "model", "cv_mean", "cv_std", "status"} <= set(t.user_attrs), t.user_attrs
         assert t.user_attrs["status"] == "ok"
     assert sorted(t.user_attrs["ray_trial_id"] for t in trials) == sorted(board["trial_id"])
+
+
+def test_each_node_builds_its_own_node_cache_once(two_nodes, synth_store, tmp_path):
+    """``data.path: node_cache`` on the two-node cluster: every trial ok, and on each node the
+    first trial copied the train split into that node's memory-mapped cache and the others
+    mapped it (`features.store.node_cache`); the caches are gone when the job ends."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "examples" / "quick.yaml").read_text())
+    spec.update(data={"path": "node_cache"}, cv={"folds": 2, "seeds": 1},
+                models={"knn": {"n_neighbors": [1, 3, 5]}}, ensemble={"top_k": 2, "methods": ["soft"]})
+    path = tmp_path / "cached.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    storage = tmp_path / "runs"
+    submit = two_nodes.ray(
+        "job", "submit", "--address", two_nodes.dashboard, "--working-dir", ".", "--submission-id", "sweep-cached",
+        "--", "python", "-m", "search", "sweep", "run", str(path), "--store", str(synth_store),
+        "--storage", f"file://{storage}", "--num-samples", "4", timeout=JOB_TIMEOUT_S)
+    log = submit.stdout + submit.stderr
+    assert submit.returncode == 0, log[-4000:]
+    assert "each node's first trial copies it" in log and "node cache: built on 2 node(s)" in log, log[-4000:]
+
+    exp = storage / "quick"
+    board = pd.read_csv(exp / "leaderboard.csv", dtype={"trial_id": str})
+    assert len(board) == 4 and set(board["status"]) == {"ok"}, board
+    caches = [json.loads(f.read_text())["node_cache"] for f in exp.glob("trial_*/checkpoint_*/fits.json")]
+    assert len(caches) == 4 and all(c is not None for c in caches), caches
+    nodes = {n["node_id"] for n in two_nodes.nodes()}
+    assert {c["node"] for c in caches} == nodes, caches  # trials ran on both nodes
+    built = sorted(c["node"] for c in caches if c["built"])
+    assert built == sorted(nodes), caches  # one build per node, the other trials mapped it
+    assert len({c["path"] for c in caches}) == 2
+    assert not any(Path(c["path"]).exists() for c in caches)  # removed when the sweep ended

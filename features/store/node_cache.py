@@ -17,8 +17,8 @@ sha256 of the feature set's ``_manifest.json`` (its parameter hash, classes and 
 files that hold its rows): a changed feature set gets a new key and is never read stale.
 The node id is in the path so that two Ray nodes sharing one machine's temp folder each
 keep their own copy, as nodes on two machines do. When the sweep ends, the driver runs one
-cleanup task pinned to each alive node (`remove_on_every_node`) that deletes
-``<root>/<sweep>`` there.
+cleanup task pinned to each alive node (`remove_on_every_node`) that deletes that node's
+``<root>/<sweep>/<node id>`` (and the sweep's folder once it is empty).
 
 **How it is written.** The rows stream from the store one record batch at a time; their
 frames go end to end into a raw scratch file and the small columns stay in memory, then
@@ -193,20 +193,23 @@ def _write(store: FeatureStore, source: NodeCacheSource, manifest: dict[str, Any
                 tmp.unlink()
 
 
-def remove_sweep(sweep: str) -> list[dict[str, Any]]:
-    """Delete this machine's caches of ``sweep``; returns the `BUILD_FILE` records found there
-    (node, seconds, rows, bytes), one per cache that was built."""
+def remove_sweep(sweep: str, node: str | None = None) -> list[dict[str, Any]]:
+    """Delete the caches of ``sweep`` that ``node`` keeps here (every node's, when None);
+    returns the `BUILD_FILE` records found (node, seconds, rows, bytes), one per cache built."""
     folder = cache_root() / sweep
+    mine = folder if node is None else folder / node
     builds = []
-    for record in sorted(folder.glob(f"*/*/{BUILD_FILE}")):
+    for record in sorted(mine.glob(f"{'*/' if node is None else ''}*/{BUILD_FILE}")):
         with contextlib.suppress(OSError, ValueError):
             builds.append(json.loads(record.read_text()))
-    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(mine, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the sweep's folder, once no node of this machine keeps a cache in it
+        folder.rmdir()
     return builds
 
 
 def remove_on_every_node(sweep: str, *, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Run `remove_sweep` on every alive Ray node (one zero-CPU task pinned to each); returns
+    """Run `remove_sweep` for each alive Ray node, on it (one zero-CPU task pinned to each); returns
     every node's build records. A node that does not answer within ``timeout`` keeps its
     files (in its temp folder) and is skipped."""
     import ray
@@ -214,7 +217,7 @@ def remove_on_every_node(sweep: str, *, timeout: float = 60.0) -> list[dict[str,
 
     task = ray.remote(num_cpus=0, max_retries=0)(remove_sweep)
     refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
-                         name="seqsweep node cache cleanup").remote(sweep)
+                         name="seqsweep node cache cleanup").remote(sweep, n["NodeID"])
             for n in ray.nodes() if n.get("Alive")]
     builds: list[dict[str, Any]] = []
     for ref in refs:
