@@ -132,7 +132,8 @@ def synthetic_audio(work: Path, *, seeds: int, cpus: int, classes: int, clips: i
     folds, cv_seeds = (int(v) for v in cv.split("x"))
     rows.append(run_seqsweep(ROOT / "examples" / "gtzan_lstm.yaml", store=work / "store", dataset="gtzan",
                              feature_set=spec.name, runs=work / "runs",
-                             overrides={"search": {"num_samples": trials, "sampler": "tpe", "seed": 0,
+                             overrides={"metric": "balanced_accuracy",
+                                        "search": {"num_samples": trials, "sampler": "tpe", "seed": 0,
                                                    "scheduler": "asha"},
                                         "cv": {"folds": folds, "seeds": cv_seeds}}))
     return [{"set": f"synthetic audio (balanced accuracy per segment, {len(test)} test)", **r} for r in rows]
@@ -144,8 +145,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds of each aeon peer")
     parser.add_argument("--cpus", type=int, default=2, help="the peers' n_jobs and the sweep's Ray CPUs")
     parser.add_argument("--audio-classes", type=int, default=5)
-    parser.add_argument("--audio-clips", type=int, default=20, help="30 s clips per class")
-    parser.add_argument("--audio-trials", type=int, default=8)
+    parser.add_argument("--audio-clips", type=int, default=10, help="30 s clips per class")
+    parser.add_argument("--audio-trials", type=int, default=6)
     parser.add_argument("--audio-cv", default="3x1", help="folds x seeds of the audio sweep")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
