@@ -199,7 +199,7 @@ def test_tiny_sweep_end_to_end(ray_session, synth_store, tmp_path):
     from search.status import sweep_status
 
     text = sweep_status(str(exp))
-    assert "4 trials of 4 (4 ok)" in text and "best: trial" in text
+    assert "trials: 4 of 4 (4 ok)" in text and "fits: 8 of 8 planned" in text and "top 4:" in text
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(ray_session, synth_store, tmp_path):
