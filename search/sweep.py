@@ -226,7 +226,7 @@ def run_sweep(
         raise ConfigError(f"name {spec.name!r}", f"must be new in {spec.storage_path}: an experiment exists at "
                           f"{exp}; pass --resume to continue it or --name for a new one", spec.name)
 
-    url = ensure_ray(address, dashboard_host=dashboard_host)
+    url = ensure_ray(address, dashboard_host=dashboard_host, job_name=spec.name)
     if url:
         echo(f"Ray dashboard: {url}")
 

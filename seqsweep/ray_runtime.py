@@ -129,12 +129,19 @@ def pin_loopback() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def _job_config(job_name: str | None) -> Any:
+    from ray.job_config import JobConfig
+
+    return JobConfig(metadata={"job_name": job_name}) if job_name else None
+
+
 def ensure_ray(
     address: str | None = None,
     *,
     dashboard_host: str = DEFAULT_DASHBOARD_HOST,
     include_dashboard: bool = True,
     num_cpus: int | None = None,
+    job_name: str | None = None,
 ) -> str | None:
     """Make sure this process is connected to Ray and return the dashboard URL (or None).
 
@@ -143,7 +150,9 @@ def ensure_ray(
     with neither, a local instance starts on 127.0.0.1 (`init_local_ray`) with its dashboard
     bound to ``dashboard_host`` (127.0.0.1 by default, so nothing outside this machine reaches it).
     A job driver that joins a cluster has its working directory settled first (see the
-    module's docstring and `settle_working_dir`).
+    module's docstring and `settle_working_dir`). ``job_name`` is what the dashboard's Jobs
+    page shows for this driver (its ``job_name`` metadata; a job submitted with
+    ``--metadata-json`` keeps the name it was given).
     """
     import ray
 
@@ -151,11 +160,12 @@ def ensure_ray(
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address:  # the user's cluster, joined as Ray's defaults say
             cwd = _cwd()
-            ctx = ray.init(address=address, log_to_driver=True)
+            ctx = ray.init(address=address, log_to_driver=True, job_config=_job_config(job_name))
             settle_working_dir(cwd)
         else:
             ctx = init_local_ray(num_cpus=num_cpus, include_dashboard=include_dashboard,
-                                 dashboard_host=dashboard_host, log_to_driver=True)
+                                 dashboard_host=dashboard_host, log_to_driver=True,
+                                 job_config=_job_config(job_name))
         url = getattr(ctx, "dashboard_url", None)
     else:
         url = ray.get_runtime_context().worker.node.address_info.get("webui_url") if include_dashboard else None
