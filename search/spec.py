@@ -58,6 +58,9 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 SCHEDULERS = ("none", "asha", "wilcoxon")
+#: the fewest paired fits the wilcoxon scheduler looks at (`search.wilcoxon`): a one-sided
+#: signed-rank test on 3 pairs cannot reach p below 1/8
+WILCOXON_MIN_FITS = 4
 REFITS = ("bag", "full")
 FUSED = ("auto", True, False)
 OBJECTIVES = ("mean", "mean_minus_std")
@@ -108,8 +111,15 @@ class SearchSpec(Section):
     scheduler: one_of(SCHEDULERS) = "none"
     #: asha / wilcoxon: fits a trial always gets (default: one seed's folds); <= cv's fits
     grace_fits: PlainInt | None = Field(None, ge=1)
-    #: wilcoxon: stop when the paired one-sided p-value is below this
+    #: wilcoxon: the false-stop rate, spent over a trial's looks and the finished trials
     wilcoxon_p: PlainFloat = Field(0.1, ge=0, le=1)
+
+    def grace(self, folds: int) -> int:
+        """The fits every trial gets before a scheduler may stop it: ``grace_fits``, by
+        default one seed's ``folds`` (for wilcoxon at least `WILCOXON_MIN_FITS`)."""
+        if self.grace_fits is not None:
+            return self.grace_fits
+        return max(folds, WILCOXON_MIN_FITS) if self.scheduler == "wilcoxon" else folds
 
 
 class TrainSpec(Section):
@@ -217,6 +227,16 @@ class SweepSpec(Section):
         if self.search.grace_fits is not None and self.search.grace_fits > self.cv.fits:
             raise ConfigError(f"{prefix_of(info)}search.grace_fits", f"must be <= {self.cv.fits}",
                               self.search.grace_fits)
+        if self.search.scheduler == "wilcoxon":
+            if self.search.grace_fits is not None and self.search.grace_fits < WILCOXON_MIN_FITS:
+                raise ConfigError(f"{prefix_of(info)}search.grace_fits", f"must be >= {WILCOXON_MIN_FITS} with "
+                                  "scheduler wilcoxon (fewer paired fits cannot show a difference)",
+                                  self.search.grace_fits)
+            first = self.search.grace(self.cv.folds)
+            if first >= self.cv.fits:
+                raise ConfigError(f"{prefix_of(info)}search.scheduler", f"wilcoxon looks first after {first} fits "
+                                  f"and never after a trial's last, so cv.folds x cv.seeds must be > {first}",
+                                  f"{self.cv.fits} fits")
         if self.search.sampler == "grid":  # every range must be enumerable
             for space in self.models:
                 for key, param in space.all_params():

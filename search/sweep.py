@@ -76,7 +76,7 @@ def trial_capacity(cpus_per_trial: float, gpus_per_trial: float) -> tuple[int, d
 
 def _scheduler(spec: SweepSpec):
     # one time step = one (seed, fold) fit; by default a trial always gets its first seed's folds
-    grace = spec.search.grace_fits or spec.cv.folds
+    grace = spec.search.grace(spec.cv.folds)
     if spec.search.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
