@@ -119,7 +119,7 @@ def child_sweep(store: str, path: str, object_store: int | None, work: str) -> d
     init_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, **kwargs)
     capacity = min(n["Resources"]["object_store_memory"] for n in ray.nodes() if n["Alive"])
     spec = SweepSpec.from_dict({
-        "name": path, "store": store, "dataset": "big", "feature_set": "mfcc27", "storage": f"{work}/runs",
+        "name": f"{path}-{object_store or 'default'}", "store": store, "dataset": "big", "feature_set": "mfcc27", "storage": f"{work}/runs",
         "cv": {"folds": 2, "seeds": 1}, "search": {"num_samples": 2, "sampler": "random", "seed": 0},
         "models": {"lstm": {"units": 4, "epochs": 1, "num_layers": 1, "batch_size": 64}},
         "data": {"path": path}, "train": {"early_stopping_patience": None},
