@@ -28,8 +28,9 @@ _DATASET = "synth"
 _FEATURES = "mfcc27"
 #: how far each clip may sit towards another genre (`features.synth.write_dataset`): hard
 #: enough that members differ on test (at 0 every member scored 1.000), so the demo shows
-#: what repeated seeds and the final choice buy
-DIFFICULTY = 0.6
+#: what repeated seeds and the final choice buy. A random forest on each clip's mean and std
+#: of mfcc27 frames (3-fold CV, 240 clips) read 0.94 at 0, 0.85 at 0.3, 0.67 at 0.6
+DIFFICULTY = 0.3
 
 
 def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
