@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from results.experiment import read_csv_ids
-from search.ranking import PREDICT_COST, pareto_front, rank_rows, setting_columns
+from search.ranking import PREDICT_COST, integer_typed, pareto_front, rank_rows, setting_columns
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import LEADERBOARD
@@ -25,7 +25,8 @@ _WIDTH = 80
 
 
 def load_leaderboard(experiment_dir: str | os.PathLike) -> pd.DataFrame:
-    """``leaderboard.csv`` of an experiment folder, ranked best first, ``trial_id`` as text.
+    """``leaderboard.csv`` of an experiment folder, ranked best first, ``trial_id`` as text,
+    integer columns as integers (``Int64``: ``rank`` 1, not 1.0, beside an unranked row).
 
     Raises `StoreError` when the folder holds no leaderboard. A board without ``rank``
     (written by hand) is ranked by `search.leaderboard.rank_rows`.
@@ -37,7 +38,7 @@ def load_leaderboard(experiment_dir: str | os.PathLike) -> pd.DataFrame:
     board = read_csv_ids(path)
     if "rank" not in board:
         board = rank_rows(board.to_dict("records"))
-    return board.sort_values("rank", kind="stable").reset_index(drop=True)
+    return integer_typed(board.sort_values("rank", kind="stable").reset_index(drop=True))
 
 
 def _short(value: object) -> str:
@@ -76,7 +77,7 @@ def format_leaderboard(board: pd.DataFrame, *, top: int | None = 10, metric: str
         varying[family] = [c for c in candidates
                            if rows[c].notna().any() and rows[c].astype(str).nunique(dropna=False) > 1]
     out = pd.DataFrame({
-        "rank": shown["rank"], "trial": shown["trial_id"], "status": shown["status"], "model": shown["model"],
+        "rank": shown["rank"].map(_short), "trial": shown["trial_id"], "status": shown["status"], "model": shown["model"],
         "objective": shown["objective"].map(lambda v: f"{v:.3f}" if pd.notna(v) else ""),
     })
     if f"{metric}_mean" in shown:

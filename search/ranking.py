@@ -28,7 +28,7 @@ from trainables.metrics import METRICS
 from trainables.settings import integer_keys, setting_keys
 
 __all__ = ["rank_rows", "read_leaderboard", "read_csv", "setting_column", "setting_columns", "pareto_front",
-           "fold_frame", "FIRST", "METRIC_COLUMNS", "COSTS", "CV", "SCORES", "FOLD_COLUMNS", "PREDICT_COST"]
+           "fold_frame", "integer_typed", "FIRST", "METRIC_COLUMNS", "COSTS", "CV", "SCORES", "FOLD_COLUMNS", "PREDICT_COST"]
 
 FIRST = ["rank", "trial_id", "status", "model"]
 METRIC_COLUMNS = ["objective", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")]]
@@ -95,7 +95,7 @@ def setting_columns(columns: list[str]) -> list[str]:
     return sorted((c for c in columns if c not in FIRST and c not in SCORES), key=position)
 
 
-def _integer_typed(frame: pd.DataFrame) -> pd.DataFrame:
+def integer_typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Integer columns as ``Int64`` (a value that is not a whole number leaves its column as it is)."""
     for column in frame.columns:
         kind = frame[column].dtype
@@ -140,7 +140,7 @@ def rank_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     n_ok = int(finished.sum())
     frame["rank"] = list(range(1, n_ok + 1)) + [None] * (len(frame) - n_ok)
     settings = setting_columns(list(frame.columns))
-    return _integer_typed(frame[[*FIRST, *METRIC_COLUMNS, *COSTS, *CV, *settings, "error"]].copy())
+    return integer_typed(frame[[*FIRST, *METRIC_COLUMNS, *COSTS, *CV, *settings, "error"]].copy())
 
 
 def fold_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -150,7 +150,7 @@ def fold_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     extra = sorted(c for c in frame.columns if c not in FOLD_COLUMNS)
     frame = frame.reindex(columns=[*FOLD_COLUMNS, *extra])
     frame = frame.sort_values(["trial_id", "seed", "fold"], kind="stable").reset_index(drop=True)
-    return _integer_typed(frame)
+    return integer_typed(frame)
 
 
 def pareto_front(board: pd.DataFrame) -> pd.DataFrame:
