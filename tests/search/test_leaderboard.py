@@ -209,6 +209,9 @@ def check_real_board(experiment_dir: Path, *, tokens: bool = False, early_stoppi
     board = pd.read_csv(io.StringIO(text), dtype={"trial_id": str})
     for (tid, filled), (_, row) in zip(filled_settings(board).items(), board.iterrows()):
         expected = expected_settings(row["model"], tokens=tokens, early_stopping=early_stopping)
+        for name, count in MODEL_CONFIGS[row["model"]].sequence_fields.items():  # one width per layer it has
+            expected = {k for k in expected if not k.startswith(f"{name}_")} | {
+                f"{name}_{i}" for i in range(int(row[count]))}
         may_be_none = {name for cls in (MODEL_CONFIGS[row["model"]], TrainConfig)
                        for name, info in cls.__pydantic_fields__.items() if info.default is None}
         assert filled <= expected and expected - filled <= may_be_none, (tid, filled ^ expected)
