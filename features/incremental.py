@@ -3,8 +3,12 @@ that makes a rerun cheap.
 
 `features.runner.extract_audio` and `features.sequence_import.import_files` both skip a
 source whose fingerprint (size, mtime, sha256) matches the one stored beside its rows,
-and both give every new group a train/test split once (`splits_for`), so a group never
-changes side between runs.
+and both decide the train/test split per group (`splits_for`): a group keeps the side it
+was first given unless a source names another, and then the whole group moves. Skipping
+unchanged sources must not leave part of a moved group behind, so before the writer
+closes, `align_splits` gives every committed row its group's recorded split (rewriting
+the rows of the sources that disagree, without extracting them again): a group is never
+on both sides of the test split, whatever a manifest changes between runs.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from features.rows import ItemError
-from features.splits import assign_test_split
-from features.store import FeatureStore
+import pyarrow.compute as pc
+
+from features.rows import ItemError, SourceRows
+from features.splits import assign_test_split, named_splits
+from features.store import FeatureSetWriter, FeatureStore
+from features.store.schema import frame_chunks
 from seqsweep.errors import ConfigError
 
-__all__ = ["ExtractionSummary", "check_fraction", "file_sha256", "is_unchanged", "splits_for"]
+__all__ = ["ExtractionSummary", "align_splits", "check_fraction", "file_sha256", "is_unchanged", "splits_for"]
 
 
 @dataclass
@@ -69,24 +76,77 @@ def is_unchanged(path: str, st: os.stat_result, known: tuple[int, int, str] | No
 
 def splits_for(store: FeatureStore, dataset: str, entries: Iterable[tuple[str, str, str | None]],
                 *, test_size: float, seed: int) -> dict[str, str]:
-    """group -> split for every (group, label, own split) given; records new groups.
+    """group -> split for every group of the dataset, after recording this run's decisions.
 
-    A split the source names (a manifest column, a TRAIN/TEST file) wins; otherwise a
-    group keeps the split it was first given; new groups are split stratified by label.
+    ``entries`` are (group, label, split the source names or None), one per source row. A
+    split the sources name (a manifest column, a TRAIN/TEST file) wins for the whole group
+    (`features.splits.named_splits` refuses a group named on both sides); otherwise a group
+    keeps the split it was first given; new groups are split stratified by label. The rows
+    already stored follow with `align_splits`.
     """
     existing = store.splits(dataset)
-    own: dict[str, tuple[str, str]] = {}
+    entries = list(entries)
+    named = named_splits(entries, where=f"{dataset}: split")
+    own = {g: named[g] for g in named if existing.get(g) != named[g][1]}
     fresh: dict[str, str] = {}
-    for group, label, split in entries:
-        if split is not None:
-            if existing.get(group) != split:
-                own[group] = (label, split)
-        elif group not in existing:
+    for group, label, _ in entries:
+        if group not in named and group not in existing:
             fresh.setdefault(group, label)
     assigned = assign_test_split(fresh, test_size=test_size, seed=seed)
     record = {**own, **{g: (fresh[g], s) for g, s in assigned.items()}}
     store.add_splits(dataset, record)
     return {**existing, **{g: s for g, (_, s) in record.items()}}
+
+
+def align_splits(writer: FeatureSetWriter, splits: dict[str, str], summary: ExtractionSummary | None = None,
+                 *, groups: dict[str, str] | None = None) -> list[str]:
+    """Give every committed row of ``writer``'s feature set its group's split (``splits``:
+    group -> ``train``/``test``, as `splits_for` returns it); returns the sources whose rows
+    moved, sorted.
+
+    ``groups`` (source -> group, for sources whose rows all share one group, as an audio
+    clip's segments do) is the group this run gives each listed source: a stored row whose
+    group is another takes this one, and its split. Commits what the writer holds first
+    (this run's rows already carry their group's split), then rewrites the rows of each
+    source whose stored group or split disagrees: the same frames, ids, label and
+    fingerprint, through `FeatureSetWriter.add`, which replaces a source's committed rows.
+    Nothing is extracted again. Call it before ``writer.close()``; ``summary`` gets a note
+    naming how many sources moved.
+    """
+    writer.commit()
+    store, dataset, feature_set = writer.store, writer.dataset, writer.feature_set
+    if not store.has(dataset, feature_set):
+        return []
+    groups = groups or {}
+    light = store.read_rows(dataset, feature_set, columns=["source", "group", "split"]).to_pandas()
+    group = light["source"].map(groups).fillna(light["group"])
+    wanted = group.map(splits)
+    moved = (group != light["group"]) | (wanted.notna() & (wanted != light["split"]))
+    stale = sorted(light.loc[moved, "source"].unique().tolist())
+    if not stale:
+        return []
+    table = store.read_rows(dataset, feature_set, filter=pc.field("source").isin(stale))
+    frames = [values[offsets[r]:offsets[r + 1]] for values, offsets in frame_chunks(table["features"], writer.dim)
+              for r in range(len(offsets) - 1)]
+    column = {name: table[name].to_pylist() for name in
+              ("source", "source_size", "source_mtime_ns", "source_hash", "clip_id", "group", "label", "split")}
+    rows: dict[str, list[int]] = {}
+    for i, source in enumerate(column["source"]):
+        rows.setdefault(source, []).append(i)
+    for source, at in rows.items():
+        first = at[0]
+        new_groups = [groups.get(source, column["group"][i]) for i in at]
+        writer.add(SourceRows(
+            source, column["source_size"][first], column["source_mtime_ns"][first], column["source_hash"][first],
+            clip_ids=[column["clip_id"][i] for i in at], groups=new_groups,
+            labels=[column["label"][i] for i in at],
+            splits=[splits.get(g, column["split"][i]) for g, i in zip(new_groups, at)],
+            frames=[frames[i] for i in at]))
+    writer.commit()
+    if summary is not None:
+        summary.notes.append(f"split: the stored rows of {len(stale)} unchanged sources (e.g. {stale[0]}) follow "
+                             "their group to its split, so no group straddles the test split")
+    return stale
 
 
 def check_fraction(test_size: float) -> None:

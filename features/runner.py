@@ -25,7 +25,13 @@ from pathlib import Path
 from features.audio import AudioItem, discover_audio
 from features.extract import FeatureSpec
 from features.head_start import head_start_if_ray_starts
-from features.incremental import ExtractionSummary, check_fraction, is_unchanged, splits_for
+from features.incremental import (
+    ExtractionSummary,
+    align_splits,
+    check_fraction,
+    is_unchanged,
+    splits_for,
+)
 from features.rows import ItemError
 from features.store import FeatureStore
 from features.worker import _extract_chunk
@@ -91,6 +97,8 @@ def extract_audio(
             writer.add(result)
             summary.added += 1
     writer.add_errors(errors, stats)
+    # the stored rows of unchanged sources follow the manifest's group and that group's split
+    align_splits(writer, splits, summary, groups={item.source: item.group for item in items})
     writer.close()
     summary.errors, summary.failed = errors, len(errors)
     summary.clips_total = writer.n_clips

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from features.importers import FORMATS, GroupFile, Record, format_of, read_source
-from features.incremental import ExtractionSummary, check_fraction, file_sha256, splits_for
+from features.incremental import (
+    ExtractionSummary,
+    align_splits,
+    check_fraction,
+    file_sha256,
+    splits_for,
+)
 from features.rows import ItemError, SourceRows
 from features.store import FeatureSetWriter, FeatureStore
 from features.tokens import UNKNOWN_ID, TokenVocab, check_tokens, looks_like_tokens
@@ -236,6 +242,7 @@ def import_files(
         summary.added += 1
     writer.manifest["source"] = sources  # an existing manifest keeps its info otherwise
     writer.add_errors(errors)
+    align_splits(writer, splits, summary)  # stored rows of unchanged files follow their group's split
     writer.close()
     summary.errors, summary.failed = errors, len(errors)
     summary.clips_total = writer.n_clips

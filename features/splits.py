@@ -1,13 +1,41 @@
-"""The held-out test split: made once per dataset, by group, stratified by label."""
+"""The held-out test split: made once per dataset, by group, stratified by label.
+
+The split is a property of a group, never of a row: `named_splits` reads what the sources
+say about their groups (refusing a group they put on both sides), `assign_test_split`
+splits the groups they leave open, and the store records the answer once per group
+(``_splits.parquet``) for every row of the group to carry (`features.incremental`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 
 from sklearn.model_selection import train_test_split
 
-__all__ = ["assign_test_split"]
+from seqsweep.errors import InputError
+
+__all__ = ["assign_test_split", "named_splits"]
+
+
+def named_splits(entries: Iterable[tuple[str, str, str | None]], *, where: str = "split"
+                 ) -> dict[str, tuple[str, str]]:
+    """group -> (label, split) for every group a source names the split of.
+
+    ``entries`` are (group, label, split or None) per source row. Raises `InputError`
+    (naming ``where`` and the group) when the rows of one group name both ``train`` and
+    ``test``: whole groups go to one side.
+    """
+    named: dict[str, tuple[str, str]] = {}
+    for group, label, split in entries:
+        if split is None:
+            continue
+        seen = named.setdefault(group, (label, split))
+        if seen[1] != split:
+            raise InputError(f"{where} of group {group!r}", "every source of a group must name the same split "
+                             "(a group is never on both sides of the test split)", f"{seen[1]} and {split}")
+    return named
 
 
 def assign_test_split(
