@@ -220,3 +220,21 @@ def check_real_board(experiment_dir: Path, *, tokens: bool = False, early_stoppi
     assert (finished["predict_seconds_per_1000"] > 0).all() and (finished["fit_seconds_total"] >=
                                                                 finished["fit_seconds_mean"]).all()
     assert_integers_written_as_integers(text)
+
+
+def test_a_restored_sweep_rewrites_an_older_boards_rows(tmp_path):
+    """A board of the previous layout (every family's settings on every row, kNN's
+    ``metric``, ``train_seconds``) is rewritten from the trials' configs on the first step
+    of a restored sweep; a trial the restored experiment does not know is dropped."""
+    pd.DataFrame([
+        {"rank": 1, "trial_id": "k1", "status": "ok", "model": "knn", "n_neighbors": 3.0, "metric": "cosine",
+         "lr": 0.001, "epochs": 30.0, "objective": 0.8, "train_seconds": 0.5, "error": ""},
+        {"rank": 2, "trial_id": "gone", "status": "ok", "model": "knn", "n_neighbors": 1.0, "metric": "euclidean",
+         "lr": 0.001, "epochs": 30.0, "objective": 0.7, "train_seconds": 0.4, "error": ""},
+    ]).to_csv(tmp_path / "leaderboard.csv", index=False)
+    board = LiveLeaderboard(str(tmp_path), train={}, seeds=1, folds=2)
+    board.on_step_begin(0, [_Trial("k1", {"model": "knn", "knn": {"n_neighbors": 3, "metric": "cosine"}})])
+    written = pd.read_csv(tmp_path / "leaderboard.csv", dtype={"trial_id": str})
+    assert written["trial_id"].tolist() == ["k1"] and written.loc[0, "fit_seconds_mean"] == 0.5
+    assert filled_settings(written)["k1"] == expected_settings("knn", tokens=False, early_stopping=False)
+    assert written.loc[0, "knn_metric"] == "cosine" and "metric" not in written and "lr" not in written
