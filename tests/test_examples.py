@@ -42,7 +42,7 @@ def test_quick_example_runs_as_documented(ray_session, tmp_path, monkeypatch):
     assert len(board) == spec.search.num_samples and (board["status"] == "ok").all()
     assert board["balanced_accuracy_mean"].max() > 0.4  # 4 classes: chance is 0.25
     status = _cli("sweep", "status", exp)
-    assert re.search(rf"{spec.search.num_samples} trials of {spec.search.num_samples}", status)
+    assert re.search(rf"trials: {spec.search.num_samples} of {spec.search.num_samples} ", status), status
 
 
 @pytest.mark.slow
