@@ -17,6 +17,8 @@ from .configs import (
     InceptionTimeConfig as InceptionTimeConfig,
     KNNConfig as KNNConfig,
     LSTMConfig as LSTMConfig,
+    MiniRocketConfig as MiniRocketConfig,
+    MultiRocketHydraConfig as MultiRocketHydraConfig,
     RandomForestConfig as RandomForestConfig,
     TrainConfig as TrainConfig,
     WaveNetConfig as WaveNetConfig,
@@ -49,4 +51,7 @@ from .registry import (
 from .result import (
     EpochCallback as EpochCallback,
     FitResult as FitResult,
+)
+from .rocket import (
+    RocketClassifier as RocketClassifier,
 )
