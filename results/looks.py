@@ -30,7 +30,10 @@ LOOK_COLUMNS = ["run", "when", "command", "settings", "scored", "metric", "figur
 
 def command_line() -> str:
     """The command this process runs, as typed (``seqsweep results ensemble runs/x``)."""
-    return " ".join([os.path.basename(sys.argv[0]) or "python", *sys.argv[1:]])
+    program = os.path.basename(sys.argv[0]) or "python"
+    if program == "__main__.py":  # python -m seqsweep
+        program = "python -m " + os.path.basename(os.path.dirname(sys.argv[0]))
+    return " ".join([program, *sys.argv[1:]])
 
 
 def read_looks(experiment_dir: str) -> pd.DataFrame:
