@@ -212,6 +212,7 @@ CALIBRATION: dict[str, list[tuple[str, dict, dict]]] = {
         ("inception_time", {"depth": 3, "filters": 16, "kernel_size": 20, "bottleneck": 16}, {"batch_size": 16}),
         ("inception_time", {"depth": 6, "filters": 16, "kernel_size": 40, "bottleneck": 16}, {"batch_size": 16}),
         ("inception_time", {"depth": 3, "filters": 32, "kernel_size": 20}, {"batch_size": 16}),
+        ("inception_time", {"depth": 6, "filters": 32, "kernel_size": 20}, {"batch_size": 16}),
     ],
     "gtzan": [
         ("lstm", {"units": (16,)}, {"batch_size": 32}),

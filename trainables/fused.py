@@ -173,9 +173,15 @@ def unfusable_reason(
 #:   in two earlier runs), 68 MFLOP 0.60x, 302 MFLOP 0.70x; at GTZAN's 130 steps even 16
 #:   units (22.8 MFLOP) ran 0.52x. Fused up to 6 MFLOP, on sequences of at most
 #:   `CPU_MAX_LSTM_STEPS` steps.
+#: - inception_time, in its own run of benchmarks/fused_fits.py --families inception_time
+#:   --calibrate (same settings, load average 2.5): at JapaneseVowels' length 3.08x (4.3
+#:   MFLOP), 1.97x (16.5), 1.82x (63.0), 1.40x (64.7), 1.34x (140.7), then 1.04x at the
+#:   paper's network (250.8); on GTZAN's 130 steps 1.37x (75.2) and 0.86x (279.3), a size
+#:   between them not measured. Fused up to 150 MFLOP.
 #:
 #: A family not listed here (a model added later) is not fused by ``auto`` until measured.
-CPU_MAX_STEP_FLOPS: dict[str, float] = {"cnn1d": 75e6, "wavenet": 75e6, "cnn": 10e6, "lstm": 6e6}
+CPU_MAX_STEP_FLOPS: dict[str, float] = {"cnn1d": 75e6, "wavenet": 75e6, "cnn": 10e6, "lstm": 6e6,
+                                         "inception_time": 150e6}
 
 #: ``auto`` on CPU fuses an LSTM only on sequences at most this long on average (above).
 CPU_MAX_LSTM_STEPS = 32

@@ -47,6 +47,7 @@ NO_DROPOUT = {
     "cnn": {"filters": (4, 8), "dropout": 0.0, "pooling": "max", "dense_units": 8},
     "cnn1d": {"filters": (8, 8), "dropout": 0.0},
     "wavenet": {"layers_per_stack": 3, "residual_channels": 8, "skip_channels": 8, "batch_norm": False},
+    "inception_time": {"depth": 3, "filters": 4, "kernel_size": 8, "bottleneck": 4},
 }
 
 
