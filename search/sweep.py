@@ -286,7 +286,8 @@ def run_sweep(
         tuner = tune.Tuner.restore(exp, trainable=trainable, resume_unfinished=True, resume_errored=True)
         echo(f"resuming {exp}")
     else:
-        board = LiveLeaderboard(exp, train=spec.train.fixed, seeds=spec.cv.seeds, folds=spec.cv.folds)
+        board = LiveLeaderboard(exp, train=spec.train.fixed, seeds=spec.cv.seeds, folds=spec.cv.folds,
+                                tokens=index.vocab_size is not None)
         metrics = SweepMetrics(board, sweep=spec.name, planned_fits=num_samples * spec.cv.fits)
         tuner = tune.Tuner(
             trainable,
