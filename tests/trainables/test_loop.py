@@ -56,7 +56,8 @@ def pair() -> tuple[SequenceSet, SequenceSet]:
 # registry
 # ---------------------------------------------------------------------------------------
 def test_registry_lists_every_model():
-    assert set(model_names()) == {"lstm", "cnn", "cnn1d", "wavenet", "inception_time", "knn", "random_forest"}
+    assert set(model_names()) == {"lstm", "cnn", "cnn1d", "wavenet", "inception_time", "knn", "random_forest",
+                                  "minirocket", "multirocket_hydra"}
 
 
 def test_unknown_model_lists_the_valid_names():
