@@ -131,7 +131,7 @@ def test_columns_come_in_a_stable_order_with_typed_integers():
 
 
 def test_the_long_board_takes_every_per_fit_key_the_trial_reports(tmp_path):
-    board = LiveLeaderboard(str(tmp_path), train={}, seeds=1, folds=2)
+    board = LiveLeaderboard(str(tmp_path), train={}, seeds=1, folds=2, write_every_s=0)
     trial = _Trial("t1", {"model": "knn", "knn": {"n_neighbors": 3}})
     for fold in (1, 0):
         board.on_trial_result(0, [], trial, {**_finished(fold + 1), "status": "running", "fit_seed": 7,
@@ -238,3 +238,17 @@ def test_a_restored_sweep_rewrites_an_older_boards_rows(tmp_path):
     assert written["trial_id"].tolist() == ["k1"] and written.loc[0, "fit_seconds_mean"] == 0.5
     assert filled_settings(written)["k1"] == expected_settings("knn", tokens=False, early_stopping=False)
     assert written.loc[0, "knn_metric"] == "cosine" and "metric" not in written and "lr" not in written
+
+
+def test_results_are_written_at_most_every_interval_and_a_trials_end_at_once(tmp_path):
+    board = LiveLeaderboard(str(tmp_path), train={}, seeds=1, folds=2, write_every_s=3600)
+    trial = _Trial("t1", {"model": "knn", "knn": {"n_neighbors": 3}})
+    fit = {"status": "running", "fit_seed": 7, "fit_accuracy": 0.5, "fit_seconds": 0.2}
+    board.on_trial_result(0, [], trial, {**_finished(1), **fit, "fit_fold": 0})  # the first is due at once
+    board.on_trial_result(0, [], trial, {**_finished(2), **fit, "fit_fold": 1})  # within the interval: held
+    board.on_step_end(0, [])
+    assert len(pd.read_csv(tmp_path / "leaderboard_folds.csv")) == 1
+    trial.last_result = {**_finished(2), "status": "ok"}
+    board.on_trial_complete(0, [], trial)
+    assert len(pd.read_csv(tmp_path / "leaderboard_folds.csv")) == 2
+    assert pd.read_csv(tmp_path / "leaderboard.csv").loc[0, "status"] == "ok"
