@@ -31,12 +31,14 @@ def test_head_start_splits_the_work_without_loss_or_overlap(synth_dir):
 
 
 def test_extraction_while_ray_starts_equals_in_process(ray_session, synth_dir, tmp_path, monkeypatch):
-    """Ray "starts" (a 1.5 s wait before the session's Ray is used): the driver extracts some
-    clips meanwhile, Ray the rest, and the store holds what an in-process run writes."""
+    """Ray "starts" (it is "up" once the driver has extracted its first clip, whatever this
+    machine's speed): the driver extracts some clips meanwhile, Ray the rest, and the store
+    holds what an in-process run writes."""
     import features.runner
     import seqsweep.ray_runtime
 
     taken: list[int] = []
+    heads: list[HeadStart] = []
     stop = HeadStart.stop
 
     def counting_stop(self):
@@ -44,12 +46,20 @@ def test_extraction_while_ray_starts_equals_in_process(ray_session, synth_dir, t
         taken.append(len(results))
         return results, rest
 
+    def ray_starts(address=None, **kw):  # as if no Ray were running yet: up after the first clip
+        deadline = time.monotonic() + 120
+        while not (heads and heads[0]._results) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def head_start(work, spec):
+        heads.append(HeadStart(work, spec))
+        return heads[-1]
+
     monkeypatch.setattr(HeadStart, "stop", counting_stop)
-    # as if no Ray were running yet: the head start runs while "Ray starts"
-    monkeypatch.setattr(seqsweep.ray_runtime, "ensure_ray", lambda address=None, **kw: time.sleep(1.5))
+    monkeypatch.setattr(seqsweep.ray_runtime, "ensure_ray", ray_starts)
     spec = FeatureSpec.create("mfcc27")
     assert head_start_if_ray_starts([], spec) is None  # Ray runs: nothing to overlap
-    monkeypatch.setattr(features.runner, "head_start_if_ray_starts", HeadStart)
+    monkeypatch.setattr(features.runner, "head_start_if_ray_starts", head_start)
     summary = extract_audio(synth_dir, store=tmp_path / "ray", dataset="d", spec=spec, progress=False)
     monkeypatch.undo()
     assert taken and 1 <= taken[0] < summary.added, taken  # both the driver and Ray extracted clips
