@@ -83,7 +83,8 @@ class Batches:
         # T rounded up to a multiple of 8: few distinct shapes, so oneDNN / cuDNN reuse their
         # kernels instead of planning one per batch (the extra steps are padding, masked)
         steps = -(-int(lengths.max()) // STEP_MULTIPLE) * STEP_MULTIPLE
-        if self.ragged is not None:  # padded here, to the same multiple of 8 steps
+        if self.ragged is not None:  # padded here, to the same multiple of 8 steps (at most T_max)
+            steps = min(steps, self.ragged.shape[1])
             xb = torch.from_numpy(self.ragged.pad(idx, steps)).to(self.device, non_blocking=True)
             index = torch.from_numpy(idx)
         else:
