@@ -58,8 +58,15 @@ def test_labels_without_signal_score_at_chance(ray_session, noise_store, tmp_pat
     """Early stopping on (patience 10 of 30 epochs: many epochs to choose from), four
     configurations, 3 folds x 3 seeds of 48 train clips: the best CV objective and the
     final choice's out-of-fold figure stay near 0.5. Measured on this data: 0.53 and
-    0.56; with the epoch chosen on the scored fold (seqsweep before the inner split) the
-    best objective was 0.66, and 0.58-0.72 on three other noise draws."""
+    0.56 (0.63 for the final choice once each trial drew its own seeds); with the epoch
+    chosen on the scored fold (seqsweep before the inner split) the best objective was
+    0.66, and 0.58-0.72 on three other noise draws.
+
+    The final choice's figure is one figure on 48 clips: under no signal its standard error
+    is 0.5 / sqrt(48) = 0.072, so the allowance is chance + 2.5 standard errors, 0.68 (a
+    false alarm about once in 160 draws).
+    `test_the_final_choice_reads_chance_on_labels_without_signal` holds the same rule, on 24
+    trials and more rows, to a far tighter band."""
     from results.pipeline import finish_sweep
 
     spec = SweepSpec.from_dict({
@@ -75,7 +82,7 @@ def test_labels_without_signal_score_at_chance(ray_session, noise_store, tmp_pat
     assert 0.4 < outcome.best["objective"] < 0.6, outcome.best
     summary = finish_sweep(outcome.experiment_dir, echo=lambda *_: None, report=False)
     chosen = summary.final_row()
-    assert chosen["oof_balanced_accuracy"] < 0.62, summary.table
+    assert chosen["oof_balanced_accuracy"] < 0.5 + 2.5 * 0.5 / 48**0.5, summary.table
     # the test split is 16 clips of noise: nothing there either
     assert chosen["test_balanced_accuracy"] < 0.75, summary.table
 
