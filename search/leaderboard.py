@@ -58,8 +58,9 @@ class LiveLeaderboard(Callback):
 
     The files are rewritten (atomically, with fsync) at most every ``write_every_s`` seconds
     while results stream in: a rewrite of both files costs ~15 ms of the driver's loop,
-    which every result of every trial would otherwise wait behind. A trial's end, a failure
-    and the sweep's end are written at once, so no final state waits for the next one.
+    which every result of every trial would otherwise wait behind. A trial's start, its end
+    or failure, and the sweep's end are written at once: which trials run and how each
+    ended never waits (only the per-fit rows between them do).
     """
 
     def __init__(self, experiment_dir: str, *, train: dict[str, Any], seeds: int, folds: int,
@@ -118,7 +119,7 @@ class LiveLeaderboard(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, {"status": "running"})
-        self._write_if_due()
+        self.write()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self._update(trial, result)
