@@ -54,9 +54,17 @@ class HeadStart:
             return self._left.popleft()
 
     def _run(self) -> None:
+        # One BLAS thread, as in a Ray worker. More than one is unsafe here: while this
+        # thread is inside a BLAS call, `ray.init` on the main thread forks its processes,
+        # and OpenBLAS's fork handler shuts its thread pool down under the running call,
+        # which then spins forever (seen here: a demo stuck 10 minutes in librosa's
+        # melspectrogram -> numpy tensordot). With one thread, OpenBLAS uses no pool.
+        from threadpoolctl import threadpool_limits
+
         try:
-            while (pair := self._next()) is not None:
-                self._results.extend(_extract_chunk([pair], self._spec))  # warms up on the first
+            with threadpool_limits(limits=1, user_api="blas"):
+                while (pair := self._next()) is not None:
+                    self._results.extend(_extract_chunk([pair], self._spec))  # warms up on the first
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by stop()
             self._error = exc
 

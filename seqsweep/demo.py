@@ -1,7 +1,8 @@
 """`seqsweep demo`: the whole tool on synthetic audio, on this machine, in a few minutes.
 
 It makes genre-like WAV clips, extracts them into a Parquet feature store as Ray tasks,
-runs a sweep over LSTM, CNN and WaveNet models and the kNN / random-forest baselines
+runs a sweep over LSTM, CNN and WaveNet models, MiniRocket (through aeon) and the kNN /
+random-forest baselines
 (Optuna through Ray Tune, every trial scored by repeated-seed cross-validation), builds
 the candidates (the rank-1 member, ensembles of the top trials, greedy selection from
 every trial) and one honest final choice among them (each member deployed as its bag of
@@ -34,7 +35,7 @@ DIFFICULTY = 0.3
 
 
 def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
-    """The demo's sweep: five families, 3 folds x 2 seeds, TPE, top-5 ensembles."""
+    """The demo's sweep: six families, 3 folds x 2 seeds, TPE, top-5 ensembles."""
     return {
         "name": "demo", "store": str(out / "store"), "dataset": _DATASET, "feature_set": _FEATURES,
         "metric": "balanced_accuracy", "objective": "mean",
@@ -49,6 +50,7 @@ def demo_spec(out: Path, *, trials: int) -> dict[str, Any]:
             "wavenet": {"layers_per_stack": [3, 4], "residual_channels": [8, 16],
                         "lr": {"low": 2e-3, "high": 1e-2, "log": True}, "epochs": {"low": 15, "high": 30},
                         "batch_size": 8},
+            "minirocket": {"n_features": [2520, 5040], "max_dilations": [16, 32]},
             "knn": {"n_neighbors": {"low": 1, "high": 9}, "weights": ["uniform", "distance"]},
             "random_forest": {"n_estimators": [100, 200], "max_depth": [None, 8]},
         },
@@ -65,11 +67,16 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
     from features.synth import write_dataset
     from results.leaderboard import format_leaderboard, load_leaderboard
     from results.pipeline import finish_sweep
+    from results.report import write_report
     from search.spec import SweepSpec
     from search.sweep import run_sweep
-    from seqsweep.ray_runtime import ensure_ray
 
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(phase: str) -> None:  # the seconds since the previous lap, under ``phase``
+        phases[phase] = time.perf_counter() - started - sum(phases.values())
+
     out = out.absolute()
     spec = SweepSpec.from_dict(demo_spec(out, trials=trials), source="seqsweep demo")
     if os.path.exists(spec.experiment_path):
@@ -78,20 +85,27 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
     echo(f"[1/4] synthetic audio: {classes} genres x {clips} clips x {seconds:g} s, each clip up to "
          f"{DIFFICULTY:.0%} of the way towards another genre -> {out / 'audio'}")
     write_dataset(out / "audio", classes=classes, clips=clips, seconds=seconds, seed=0, difficulty=DIFFICULTY)
-    ensure_ray()  # started once here; the sweep prints the dashboard's address
+    lap("synthetic audio")
 
     echo(f"[2/4] features: {_FEATURES} (13 MFCC + 12 chroma + centroid + rolloff) as Ray tasks -> {out / 'store'}")
+    # extraction starts the local Ray (once, for the whole demo) and extracts on this process
+    # while Ray comes up (features.head_start)
     summary = extract_audio(out / "audio", store=out / "store", dataset=_DATASET, spec=FeatureSpec.create(_FEATURES))
     echo("      " + str(summary).replace("\n", "\n      "))
+    lap("Ray's start + extraction")
 
     echo(f"[3/4] sweep: {trials} trials over {', '.join(m.name for m in spec.models)}; "
          f"each scored by {spec.cv.folds}-fold CV x {spec.cv.seeds} seeds")
     outcome = run_sweep(spec, verbose=1, echo=lambda text: echo("      " + text))
     echo("      " + str(outcome).replace("\n", "\n      "))
+    lap("sweep")
 
     echo(f"[4/4] the final choice among the rank-1 member and the ensembles (top {spec.ensemble.top_k}; "
          "greedy selection from every trial), each member its bag of CV fold models, scored once on the test split")
-    finished = finish_sweep(outcome.experiment_dir, echo=lambda text: echo("      " + text))
+    finished = finish_sweep(outcome.experiment_dir, echo=lambda text: echo("      " + text), report=False)
+    lap("ensembles and the test split")
+    finished.report = write_report(outcome.experiment_dir)
+    lap("report")
 
     exp = Path(outcome.experiment_dir)
     echo("")
@@ -106,7 +120,8 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
         "saved ensemble": str(exp / ENSEMBLE_DIR),
     }
     echo("")
-    echo(f"Done in {time.perf_counter() - started:.0f} s. Files:")
+    echo(f"Done in {time.perf_counter() - started:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())
+         + ". Files:")
     for what, path in paths.items():
         echo(f"  {what:<22} {path}")
     echo(f"Next: seqsweep predict {exp} some_clip.wav")
@@ -120,6 +135,6 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
               help="Trials in the sweep.")
 def demo(out: Path, trials: int) -> None:
     """Run seqsweep end to end on synthetic audio on a local Ray instance: audio -> feature
-    store -> sweep (LSTM, CNN, WaveNet, kNN, random forest; repeated-seed CV) -> ensembles
-    -> leaderboard CSVs and report. About 2 minutes on 2 cores."""
+    store -> sweep (LSTM, CNN, WaveNet, MiniRocket, kNN, random forest; repeated-seed CV) ->
+    ensembles and one final choice -> leaderboard CSVs and report. About 3 minutes on 2 cores."""
     run_demo(out, trials=trials)
