@@ -261,3 +261,35 @@ def test_each_node_builds_its_own_node_cache_once(two_nodes, synth_store, tmp_pa
     assert built == sorted(nodes), caches  # one build per node, the other trials mapped it
     assert len({c["path"] for c in caches}) == 2
     assert not any(Path(c["path"]).exists() for c in caches)  # removed when the sweep ended
+
+
+def test_the_strongest_families_run_on_two_nodes(two_nodes, synth_store, tmp_path):
+    """One trial each of minirocket, multirocket_hydra and inception_time (the grid sampler
+    gives every family its one point), submitted as a job to the two-node cluster: each
+    trial ok, its fold models saved, and the ensemble built from them."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "examples" / "quick.yaml").read_text())
+    spec.update(name="strongest", cv={"folds": 2, "seeds": 1},
+                search={"sampler": "grid", "seed": 0, "num_samples": 3},
+                models={"minirocket": {"n_features": 1008, "max_dilations": 8},
+                        "multirocket_hydra": {"n_kernels": 168, "hydra_kernels": 4, "hydra_groups": 8},
+                        "inception_time": {"depth": 3, "filters": 8, "kernel_size": 10, "epochs": 3,
+                                           "batch_size": 16}},
+                ensemble={"top_k": 3, "methods": ["soft"]})
+    path = tmp_path / "strongest.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    storage = tmp_path / "runs"
+    submit = two_nodes.ray(
+        "job", "submit", "--address", two_nodes.dashboard, "--working-dir", ".", "--submission-id", "sweep-strongest",
+        "--metadata-json", '{"job_name": "strongest"}',
+        "--", "python", "-m", "search", "sweep", "run", str(path), "--store", str(synth_store),
+        "--storage", f"file://{storage}", timeout=JOB_TIMEOUT_S)
+    log = submit.stdout + submit.stderr
+    assert submit.returncode == 0, log[-4000:]
+    exp = storage / "strongest"
+    board = pd.read_csv(exp / "leaderboard.csv", dtype={"trial_id": str})
+    assert sorted(board["model"]) == ["inception_time", "minirocket", "multirocket_hydra"], board
+    assert set(board["status"]) == {"ok"}, board
+    assert len(list(exp.glob("trial_*/checkpoint_*/fold_models/*"))) == 3 * 2  # 2 fold models each
+    assert (exp / "ensembles.csv").exists()
