@@ -76,7 +76,8 @@ start_group "$WORK/worker.log" ray start --address "127.0.0.1:$GCS" --block --nu
 wait_for_nodes 2
 
 # the README's command ("Run a sweep")
-ray job submit --address "http://127.0.0.1:$DASH" --working-dir . --submission-id sweep-quick -- \
+ray job submit --address "http://127.0.0.1:$DASH" --working-dir . --submission-id sweep-quick \
+    --metadata-json '{"job_name": "quick"}' -- \
     python -m search sweep run examples/quick.yaml \
     --store "$WORK/store" --storage "file://$WORK/runs" | tail -25
 ray job status --address "http://127.0.0.1:$DASH" sweep-quick | grep -q "succeeded"
