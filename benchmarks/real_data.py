@@ -8,8 +8,8 @@ TRAIN/TEST split, swept (Optuna through Ray Tune, every trial scored by repeated
 cross-validation on TRAIN only), ensembled from the top trials (each member deployed as its
 bag of CV fold models) and scored once on TEST. Printed: the budget (trials, CV, minutes),
 the out-of-fold and test accuracy of the best single member (rank 1 by cross-validation,
-chosen without looking at TEST) and of each ensemble, which ensemble the out-of-fold
-figures chose, and the published figures.
+chosen without looking at TEST), of each ensemble and of the final choice (made inside a
+cross-fit on TRAIN: what seqsweep hands over), and the published figures.
 """
 
 from __future__ import annotations
@@ -79,8 +79,11 @@ def run(name: str, work: Path, trials: int, folds: int, seeds: int) -> None:
     print(f"  {'best member (' + best_id['model'] + ', rank 1 by CV)':34}{best_id['accuracy_mean']:>9.3f}"
           f"{best['oof_accuracy']:>14.3f}{best['test_accuracy']:>15.3f}")
     for row in table[table["kind"] == "ensemble"].itertuples():
-        chosen = "  <- chosen by OOF" if row.method == summary.best_ensemble else ""
-        print(f"  {'ensemble ' + row.method:34}{'':>9}{row.oof_accuracy:>14.3f}{row.test_accuracy:>15.3f}{chosen}")
+        print(f"  {'ensemble ' + row.method:34}{'':>9}{row.oof_accuracy:>14.3f}{row.test_accuracy:>15.3f}")
+    final = summary.final_row()  # what seqsweep hands over: its one out-of-fold figure is nested
+    if final is not None:
+        print(f"  {'final choice: ' + final['method']:34}{'':>9}{final['oof_accuracy']:>14.3f}"
+              f"{final['test_accuracy']:>15.3f}  <- handed over (OOF nested over the choice)")
     for method, acc in PUBLISHED.get(name, {}).items():
         print(f"  {'published ' + method:34}{'':>12}{acc:>15.3f}")
 

@@ -75,7 +75,8 @@ def main() -> None:
 
     bag, bag_s = forest("bag", work / "store")
     bag2, bag2_s = forest("bag2", work / "store")
-    chosen = getattr(finished, "best_ensemble", None)
+    final = finished.final_row()  # what seqsweep hands over, chosen inside the cross-fit
+    chosen = None if final is None else final["method"]
     members = table[table["kind"] == "member"]
     best = members.iloc[0]
     best_model = board.loc[board["trial_id"] == best["members"], "model"]
@@ -86,7 +87,7 @@ def main() -> None:
     print(f"test split: {len(test)} sequences (never seen by the sweep)")
     print(f"  {'':46}{'TEST balanced accuracy':>24}")
     for row in table[table["kind"] == "ensemble"].itertuples():
-        mark = "  <- picked by out-of-fold estimate" if row.method == chosen else ""
+        mark = "  <- the final choice (handed over)" if row.method == chosen else ""
         print(f"  {'sweep ensemble ' + row.method:46}{row.test_balanced_accuracy:>24.3f}{mark}")
     label = f"sweep best member ({best_model.iloc[0] if len(best_model) else '?'}, rank 1 by CV)"
     print(f"  {label:46}{best['test_balanced_accuracy']:>24.3f}")
