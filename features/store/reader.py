@@ -260,14 +260,11 @@ class FeatureStore:
         manifest = self.manifest(dataset, feature_set)
         expr, classes = _selection(manifest, split, labels)
         table = self.read_rows(dataset, feature_set, columns=["clip_id", "group", "label", "n_frames"], filter=expr)
-        table = table.take(pc.sort_indices(table["clip_id"]))
-        index = {name: i for i, name in enumerate(classes)}
-        y = np.fromiter((index[v] for v in table["label"].to_pylist()), dtype=np.int64, count=len(table))
+        order = pc.sort_indices(table["clip_id"]).to_numpy()
+        y, groups, clip_ids = _labelled(table, order, classes)
         vocab = self.vocab(dataset, feature_set, manifest=manifest)
-        out = SequenceIndex(y, classes, table["group"].to_numpy(zero_copy_only=False),
-                            table["clip_id"].to_numpy(zero_copy_only=False),
-                            table["n_frames"].to_numpy().astype(np.int64), int(manifest["dim"]),
-                            None if vocab is None else vocab.vocab_size)
+        out = SequenceIndex(y, classes, groups, clip_ids, table["n_frames"].to_numpy().astype(np.int64)[order],
+                            int(manifest["dim"]), None if vocab is None else vocab.vocab_size)
         if min_per_class is not None:
             out.check_min_per_class(min_per_class)
         return out
@@ -293,13 +290,20 @@ def _sequences(tables: list[pa.Table], dim: int, classes: list[str], vocab_size:
     # computed on the ids alone and applied to the frames by offset
     order = pc.sort_indices(table["clip_id"]).to_numpy()
     lengths = stored_lengths[order]
-    index = {name: i for i, name in enumerate(classes)}
-    labels = table["label"].to_numpy(zero_copy_only=False)[order]
-    y = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(table))
-    groups = table["group"].to_numpy(zero_copy_only=False)[order].astype(object)
-    clip_ids = table["clip_id"].to_numpy(zero_copy_only=False)[order].astype(object)
+    y, groups, clip_ids = _labelled(table, order, classes)
     x = _scatter_padded(chunks, order, lengths, dim) if padded else _ragged_views(chunks, order)
     return SequenceSet(x, y, classes, groups, clip_ids, lengths, vocab_size)
+
+
+def _labelled(table: pa.Table, order: np.ndarray, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(y, groups, clip_ids)`` of ``table``'s rows taken in ``order``: class indices into
+    ``classes``, and the groups and ids as object arrays."""
+    index = {name: i for i, name in enumerate(classes)}
+    labels = table["label"].to_numpy(zero_copy_only=False)[order]
+    y = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(order))
+    groups = table["group"].to_numpy(zero_copy_only=False)[order].astype(object)
+    clip_ids = table["clip_id"].to_numpy(zero_copy_only=False)[order].astype(object)
+    return y, groups, clip_ids
 
 
 def _selection(manifest: dict[str, Any], split: str | None, labels: Iterable[str] | None
