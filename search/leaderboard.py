@@ -57,10 +57,10 @@ class LiveLeaderboard(Callback):
     ``tokens`` whether the sweep's data are token ids (``embedding_dim`` applies only then).
 
     The files are rewritten (atomically, with fsync) at most every ``write_every_s`` seconds
-    while results stream in: a rewrite of both files costs ~15 ms of the driver's loop,
-    which every result of every trial would otherwise wait behind. A trial's start, its end
-    or failure, and the sweep's end are written at once: which trials run and how each
-    ended never waits (only the per-fit rows between them do).
+    while trials start and results stream in: a rewrite of both files costs ~15 ms of the
+    driver's loop, which the next trial's start would otherwise wait behind. A trial's end
+    or failure, and the sweep's end, are written at once: how each trial ended never waits
+    (a started trial's row, and the per-fit rows, may wait up to ``write_every_s``).
     """
 
     def __init__(self, experiment_dir: str, *, train: dict[str, Any], seeds: int, folds: int,
@@ -119,7 +119,7 @@ class LiveLeaderboard(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, {"status": "running"})
-        self.write()
+        self._write_if_due()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self._update(trial, result)
