@@ -7,8 +7,9 @@ Prints, side by side:
   * the plain loop: for each file, librosa.load + mfcc + chroma_stft + spectral_centroid
     + spectral_rolloff called the usual way on the waveform, stacked to (T, 27);
   * seqsweep: `extract_audio` as Ray tasks into the Parquet store, called with no Ray
-    running, as a user's first command is: it starts the local Ray instance, and the
-    driver extracts clips while Ray starts (`features.head_start`); the same extraction
+    running, as a user's first command is: it starts the local Ray instance (no
+    dashboard, the command's default), and the driver extracts clips while Ray starts and
+    until Ray's first result (`features.head_start`); the same extraction
     again with the workers warm; and, on a new Ray instance started on its own first, the
     extraction with new workers (each imports librosa and warms numba up once);
   * the ratios;
@@ -75,10 +76,12 @@ def main() -> None:
 
     from seqsweep.ray_runtime import ensure_ray
 
-    # what a user's first command does: extract_audio starts the local Ray instance itself,
-    # and the driver extracts clips while it starts (features.head_start)
+    # what a user's first command does (`seqsweep features extract`): extract_audio starts the
+    # local Ray instance itself, without its dashboard (the command's default), and the
+    # driver extracts clips while it starts and until Ray's first result (features.head_start)
     t = time.perf_counter()
-    summary = extract_audio(audio, store=work / "store", dataset="bench", spec=spec, progress=False)
+    summary = extract_audio(audio, store=work / "store", dataset="bench", spec=spec, progress=False,
+                            dashboard=False)
     t_store = time.perf_counter() - t
     t = time.perf_counter()  # the same work again into a new store: workers already warm
     extract_audio(audio, store=work / "store-warm", dataset="bench", spec=spec, progress=False)
@@ -87,7 +90,7 @@ def main() -> None:
 
     ray.shutdown()  # a new instance, started on its own: its start, then new workers on it
     t = time.perf_counter()
-    ensure_ray(include_dashboard=True)
+    ensure_ray(include_dashboard=False)
     t_ray = time.perf_counter() - t
     t = time.perf_counter()  # new worker processes: each imports librosa and warms numba up once
     extract_audio(audio, store=work / "store-cold", dataset="bench", spec=spec, progress=False)

@@ -5,10 +5,13 @@ extraction cannot use it until then. A `HeadStart` runs on a thread of the drive
 that time: it imports librosa and warms numba up (`features.extract.warm_up`; on a new
 machine this compiles librosa's functions once, into numba's cache, which the Ray
 workers then read instead of compiling them again each), then extracts clips one at a
-time from the front of the work list. `stop` ends it after the clip in hand and hands
-back the clips it did not take, for Ray. It waits for the clip in hand, and so for the
-warm-up: on a new machine the compile is done once, while Ray starts, and not again by
-every worker.
+time from the front of the work list. Once Ray is up, the caller `take`s chunks for Ray
+tasks from the same list, and the thread goes on until `stop`: new Ray workers spend
+their first seconds importing librosa and reading numba's cache, and the driver's clips
+fill that time (`features.runner` stops it at Ray's first result). `stop` ends it after
+the clip in hand and hands back what it extracted. It waits for the clip in hand, and so
+for the warm-up: on a new machine the compile is done once, while Ray starts, and not
+again by every worker.
 
 The thread spends its time in numpy, librosa and numba, and `ray.init` in the main
 thread mostly waits on the processes it started, so the two overlap.
@@ -34,7 +37,8 @@ class HeadStart:
 
         head = HeadStart(work, spec)   # the thread starts at once
         ensure_ray(address)            # meanwhile
-        results, rest = head.stop()    # what it extracted; what is left for Ray
+        chunk = head.take(8)           # up to 8 clips for a Ray task (the thread goes on)
+        results = head.stop()          # what it extracted (take() still hands out the rest)
     """
 
     def __init__(self, work: list[tuple[AudioItem, str]], spec: FeatureSpec) -> None:
@@ -68,20 +72,24 @@ class HeadStart:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by stop()
             self._error = exc
 
-    def stop(self) -> tuple[list[SourceRows | ItemError], list[tuple[AudioItem, str]]]:
-        """Stop after the clip in hand; return (its results, the pairs it did not take).
+    def take(self, n: int) -> list[tuple[AudioItem, str]]:
+        """Up to ``n`` pairs from the front of the list that neither the thread nor an
+        earlier `take` has taken (empty when none is left)."""
+        with self._lock:
+            return [self._left.popleft() for _ in range(min(n, len(self._left)))]
+
+    def stop(self) -> list[SourceRows | ItemError]:
+        """Stop after the clip in hand; return what the thread extracted. The pairs it did
+        not take stay for `take`.
 
         A clip that fails is an `ItemError` among the results, as in a Ray task; anything
         else the thread raised is raised here.
         """
-        with self._lock:
-            self._stop.set()
-            rest = list(self._left)
-            self._left.clear()
+        self._stop.set()
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._results, rest
+        return self._results
 
 
 def head_start_if_ray_starts(work: list[tuple[AudioItem, str]], spec: FeatureSpec) -> HeadStart | None:

@@ -1,6 +1,6 @@
 """The driver's head start (`features.head_start.HeadStart`): it extracts clips while Ray
-starts, hands back exactly the clips it did not take, and what it extracts is what a Ray
-worker extracts."""
+starts and until Ray's first result, shares one work list with the Ray tasks (no clip
+lost or extracted twice), and what it extracts is what a Ray worker extracts."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ def test_head_start_splits_the_work_without_loss_or_overlap(synth_dir):
     spec = FeatureSpec.create("mfcc27")
     head = HeadStart(work, spec)
     time.sleep(0.5)
-    results, rest = head.stop()
+    taken = head.take(2)  # Ray's first chunk, while the thread goes on
+    results = head.stop()
+    rest = head.take(100)
     assert len(results) >= 1  # the clip in hand is finished, not dropped
     done = [r.source for r in results]
-    assert sorted(done + [item.source for item, _ in rest]) == sorted(item.source for item, _ in work)
+    sources = [item.source for item, _ in taken + rest]
+    assert sorted(done + sources) == sorted(item.source for item, _ in work)  # each clip once
     assert not any(isinstance(r, ItemError) for r in results)
-    assert [item.source for item, _ in rest] == [item.source for item, _ in work][len(done):]  # front first
-    again, nothing = HeadStart([], spec).stop()
-    assert again == [] and nothing == []
+    assert head.take(1) == [] and HeadStart([], spec).stop() == []
 
 
 def test_extraction_while_ray_starts_equals_in_process(ray_session, synth_dir, tmp_path, monkeypatch):
@@ -42,9 +43,9 @@ def test_extraction_while_ray_starts_equals_in_process(ray_session, synth_dir, t
     stop = HeadStart.stop
 
     def counting_stop(self):
-        results, rest = stop(self)
+        results = stop(self)
         taken.append(len(results))
-        return results, rest
+        return results
 
     def ray_starts(address=None, **kw):  # as if no Ray were running yet: up after the first clip
         deadline = time.monotonic() + 120
