@@ -131,6 +131,8 @@ def main() -> None:
     print(f"seqsweep (Ray start included): {t_sweep:6.1f} s")
     print(f"ratio seqsweep / plain: {t_sweep / t_plain:.2f}x ({(t_sweep - t_ray) / t_plain:.2f}x without Ray's start)")
     print(f"seqsweep per-trial overhead: {overhead:.2f} s (wall time not inside a fit, per trial)")
+    print(f"the floor: the fits alone, {concurrency} at once on one thread each, take "
+          f"{fit_seconds / concurrency / t_plain:.2f}x the plain loop")
     print("where seqsweep's time went:")
     print(f"  Ray's start                                 {t_ray:6.1f} s")
     print(f"  fits, {fit_seconds:.1f} s over {concurrency} trials at once            {fit_seconds / concurrency:6.1f} s")
