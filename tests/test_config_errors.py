@@ -85,3 +85,16 @@ def test_a_spec_with_two_mistakes_names_both(tmp_path):
     assert len(lines) == 2
     assert lines[0] == f"{path}: cv.folds: Input should be greater than or equal to 2 (got 1)"
     assert lines[1].startswith(f"{path}: search.sampler: must be one of ['tpe'") and lines[1].endswith("(got bayes)")
+
+
+def test_a_python_callers_ensemble_overrides_are_checked_by_the_spec_fields():
+    from results.pipeline import _ensemble_settings
+    from search.spec import EnsembleSpec
+
+    conf = EnsembleSpec()
+    assert _ensemble_settings(conf, top_k=None, refit=None) is conf
+    assert _ensemble_settings(conf, top_k=2, refit="full").refit == "full"
+    with pytest.raises(ConfigError) as info:
+        _ensemble_settings(conf, top_k=0, refit="half")
+    assert [(e.where, e.value) for e in (info.value, *info.value.more)] == [("top_k", 0), ("refit", "half")]
+    assert "greater than or equal to 1" in info.value.rule and "must be one of ['bag', 'full']" in info.value.more[0].rule
