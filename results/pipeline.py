@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from features.store import FeatureStore
 from results.build import (
@@ -40,14 +41,15 @@ from results.build import (
     weight_parts,
 )
 from results.choice import final_choice
-from results.deploy import FORMS, TestScores, deploy_and_predict, load_split, score_on_test
+from results.deploy import TestScores, deploy_and_predict, load_split, score_on_test
 from results.experiment import Experiment, Member, load_experiment
 from results.looks import Looks, command_line, keep_earlier_table, read_looks, record_looks
 from results.report import write_report
 from results.summary import FinishSummary, ensembles_table, look_rows
-from search.spec import ENSEMBLE_METHODS, ResourceSpec, SweepSpec
+from search.spec import ENSEMBLE_METHODS, EnsembleSpec, ResourceSpec, SweepSpec
 from seqsweep import storage
-from seqsweep.errors import ConfigError, StoreError
+from seqsweep.checks import config_error
+from seqsweep.errors import StoreError
 from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PREDICTIONS
 
 __all__ = ["finish_sweep"]
@@ -143,6 +145,18 @@ def _segmented(members: Sequence[Member]) -> bool:
     return len(set(groups.tolist())) < len(groups)
 
 
+def _ensemble_settings(conf: EnsembleSpec, **overrides: Any) -> EnsembleSpec:
+    """The spec's ``ensemble`` section with a Python caller's ``overrides`` (None: the spec's),
+    checked by the section's own fields."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return conf
+    try:
+        return EnsembleSpec.model_validate({**conf.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise config_error(exc, model=EnsembleSpec) from None
+
+
 def finish_sweep(
     experiment_dir: str,
     *,
@@ -172,18 +186,11 @@ def finish_sweep(
     `FinishSummary`.
     """
     exp = load_experiment(experiment_dir)
-    conf, cv, base = exp.spec.ensemble, exp.spec.cv, exp.spec.search.seed
-    top_k = int(top_k if top_k is not None else conf.top_k)
-    if top_k < 1:
-        raise ConfigError("top_k", "must be >= 1", top_k)
-    max_size = int(max_size if max_size is not None else conf.max_size)
-    if max_size < 1:
-        raise ConfigError("max_size", "must be >= 1", max_size)
+    cv, base = exp.spec.cv, exp.spec.search.seed
+    conf = _ensemble_settings(exp.spec.ensemble, top_k=top_k, max_size=max_size, fit_weights=fit_weights,
+                              refit=refit)
+    top_k, max_size, fit_weights, form = conf.top_k, conf.max_size, conf.fit_weights, conf.refit
     chosen = parse_methods(methods) or tuple(conf.methods or ENSEMBLE_METHODS)
-    fit_weights = bool(conf.fit_weights if fit_weights is None else fit_weights)
-    form = str(refit if refit is not None else conf.refit)
-    if form not in FORMS:
-        raise ConfigError("refit", f"must be one of {list(FORMS)}", form)
 
     pool = exp.top_members(None)  # every finished trial: the library the candidates choose from
     if len(pool) < top_k:

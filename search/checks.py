@@ -2,23 +2,18 @@
 
 `Section` is a frozen model whose fields declare its rules with the value types of
 `seqsweep.checks` (``PlainInt``, ``one_of``, ...); a key it does not know is a broken rule
-naming the allowed keys. `prefix_of` is the ``"<file>: "`` a validator puts before a key.
+naming the allowed keys.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from seqsweep.checks import broken
 
-__all__ = ["Section", "prefix_of"]
-
-
-def prefix_of(info: ValidationInfo) -> str:
-    source = (info.context or {}).get("source", "")
-    return f"{source}: " if source else ""
+__all__ = ["Section"]
 
 
 class Section(BaseModel):

@@ -21,13 +21,11 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from search.checks import Section, prefix_of
-from seqsweep.checks import PlainBool, PlainNumber, as_number, broken, config_error, dotted
+from search.checks import Section
+from seqsweep.checks import PlainBool, PlainNumber, as_number, broken, config_error
 from seqsweep.errors import ConfigError
 from trainables.configs import MODEL_CONFIGS, TrainConfig
 
@@ -56,8 +54,8 @@ class Range(Section):
         if self.step is not None:
             try:
                 step = as_number(self.step, self.kind)
-            except PydanticCustomError as exc:
-                raise broken(exc.context["rule"], exc.context["value"], at="step") from None
+            except ConfigError as exc:
+                raise broken(exc.rule, exc.value, at="step") from None
             if step < 0:
                 raise broken("must be >= 0", step, at="step")
             if self.log:
@@ -90,7 +88,7 @@ class Param:
             try:
                 r = Range.model_validate(raw)
             except ValidationError as exc:
-                raise config_error(exc, where=dotted(base=where)) from None
+                raise config_error(exc, model=Range, prefix=where) from None
             kind = r.kind
             return cls(kind.__name__, low=kind(r.low), high=kind(r.high), log=r.log,
                        step=None if r.step is None else kind(r.step))
@@ -171,14 +169,13 @@ class ModelSpace:
         return [*self.params.items(), *((seq, p) for seq, (_, p) in self.per_layer.items())]
 
 
-def _model_spaces(raw: Any, info: ValidationInfo) -> tuple[ModelSpace, ...]:
+def _model_spaces(raw: Any) -> tuple[ModelSpace, ...]:
+    """The ``models`` section; its errors are named below ``models`` (``lstm.lr.low``)."""
     if isinstance(raw, tuple) and all(isinstance(m, ModelSpace) for m in raw):
         return raw
-    where = f"{prefix_of(info)}models"
     if not isinstance(raw, dict) or not raw:
-        raise ConfigError(where, f"must map one or more model families ({list(MODEL_CONFIGS)}) "
-                                 "to their search ranges", raw)
-    return tuple(ModelSpace.parse(f"{where}.{n}", n, r) for n, r in raw.items())
+        raise broken(f"must map one or more model families ({list(MODEL_CONFIGS)}) to their search ranges", raw)
+    return tuple(ModelSpace.parse(str(n), n, r) for n, r in raw.items())
 
 
 Models = Annotated[tuple[ModelSpace, ...], PlainValidator(_model_spaces),

@@ -32,10 +32,10 @@ from pydantic import (
     model_validator,
 )
 
-from search.checks import Section, prefix_of
+from search.checks import Section
 from search.ranges import Models
 from seqsweep import storage
-from seqsweep.checks import PlainFloat, PlainInt, broken, config_error, dotted, one_of
+from seqsweep.checks import PlainFloat, PlainInt, broken, config_error, one_of
 from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import SPEC_FILE
 from trainables.configs import TrainConfig
@@ -70,17 +70,6 @@ DATA_PATHS = ("auto", "object_store", "node_cache")
 ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
 #: the top-level keys a command line may override (and ``num_samples``, in ``search``)
 OVERRIDABLE = ("name", "store", "dataset", "feature_set", "storage")
-
-
-#: of several broken sections, the one reported: the sections, then the top-level values
-_REPORT_ORDER = ("objective", "cv", "search", "models", "train", "resources", "data", "ensemble",
-                 "name", "store", "dataset", "feature_set", "metric", "storage")
-
-
-def _reported_first(error: Any) -> int:
-    """The rank of a broken key in `_REPORT_ORDER` (a key not listed comes first)."""
-    loc = error["loc"]
-    return _REPORT_ORDER.index(loc[0]) if loc and loc[0] in _REPORT_ORDER else -1
 
 
 # ---- the sections -----------------------------------------------------------------------------
@@ -137,7 +126,11 @@ class TrainSpec(Section):
 
     @model_validator(mode="after")
     def _a_train_config(self) -> TrainSpec:
-        TrainConfig.from_flat(self.fixed)  # raises its own ConfigError
+        try:
+            TrainConfig.from_flat(self.fixed)
+        except ConfigError as exc:  # named ``train.<key>``: here, the keys below this section
+            below = [broken(e.rule, e.value, at=e.where.removeprefix(f"{TrainConfig.label}.")) for e in (exc, *exc.more)]
+            raise ConfigError(below[0].where, below[0].rule, below[0].value, more=below[1:]) from None
         return self
 
     @property
@@ -223,18 +216,18 @@ class SweepSpec(Section):
         return form
 
     @model_validator(mode="after")
-    def _across_sections(self, info: ValidationInfo) -> SweepSpec:
+    def _across_sections(self) -> SweepSpec:
         if self.search.grace_fits is not None and self.search.grace_fits > self.cv.fits:
-            raise ConfigError(f"{prefix_of(info)}search.grace_fits", f"must be <= {self.cv.fits}",
+            raise ConfigError("search.grace_fits", f"must be <= {self.cv.fits}",
                               self.search.grace_fits)
         if self.search.scheduler == "wilcoxon":
             if self.search.grace_fits is not None and self.search.grace_fits < WILCOXON_MIN_FITS:
-                raise ConfigError(f"{prefix_of(info)}search.grace_fits", f"must be >= {WILCOXON_MIN_FITS} with "
+                raise ConfigError("search.grace_fits", f"must be >= {WILCOXON_MIN_FITS} with "
                                   "scheduler wilcoxon (fewer paired fits cannot show a difference)",
                                   self.search.grace_fits)
             first = self.search.grace(self.cv.folds)
             if first >= self.cv.fits:
-                raise ConfigError(f"{prefix_of(info)}search.scheduler", f"wilcoxon looks first after {first} fits "
+                raise ConfigError("search.scheduler", f"wilcoxon looks first after {first} fits "
                                   f"and never after a trial's last, so cv.folds x cv.seeds must be > {first}",
                                   f"{self.cv.fits} fits")
         if self.search.sampler == "grid":  # every range must be enumerable
@@ -257,9 +250,9 @@ class SweepSpec(Section):
             if num_samples and isinstance(data.get("search") or {}, dict):
                 data["search"] = {**(data.get("search") or {}), "num_samples": num_samples}
         try:
-            spec = cls.model_validate(data, context={"source": source})
+            spec = cls.model_validate(data)
         except ValidationError as exc:
-            raise config_error(exc, where=dotted(pre=f"{source}: " if source else ""), first=_reported_first) from None
+            raise config_error(exc, model=cls, source=source) from None
         spec._source = source
         return spec
 

@@ -1,9 +1,10 @@
-"""Pydantic's validation as the project's `ConfigError`: value types, broken rules, one conversion.
+"""Pydantic's validation as the project's `ConfigError`: value types, broken rules, one formatter.
 
 Typed configs (`trainables.configs`) and the sweep spec's sections (`search.spec`) declare
-their rules as pydantic fields; a failed check becomes ``ConfigError(where, rule, value)``
-through `config_error`, never pydantic's ``ValidationError``. A rule no field can declare is
-raised as `broken` inside a validator.
+their rules as pydantic fields (a rule pydantic's message does not say well is the field's
+``description``); a failed check becomes one `ConfigError` through `config_error`, which
+names each broken setting (``cv.folds``, ``lstm.units[1]``), its rule and its value. A rule
+no field can declare is raised as `broken` inside a validator.
 
 Two families of value types, which differ in what they take:
 
@@ -20,26 +21,27 @@ from __future__ import annotations
 
 import math
 import numbers
+import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 import annotated_types
 import numpy as np
-from pydantic import BeforeValidator, PlainValidator, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, PlainValidator, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
 
 from seqsweep.errors import ConfigError
 
-__all__ = ["broken", "config_error", "dotted", "RANGE_ERRORS",
+__all__ = ["broken", "config_error",
            "Int", "Float", "Bool", "Str", "Ints", "as_int",
            "PlainInt", "PlainFloat", "PlainNumber", "PlainBool", "one_of", "as_number"]
 
 
-def broken(rule: str, value: Any, *, at: str = "") -> PydanticCustomError:
-    """A broken rule inside a validator: where it is validated (then ``.at``), the rule, the value."""
-    return PydanticCustomError("seqsweep", "{rule}", {"rule": rule, "value": value, "at": at})
+def broken(rule: str, value: Any, *, at: str = "") -> ConfigError:
+    """A rule broken inside a validator, to raise there: `config_error` names it where it is
+    validated (then ``.at``, a key below), with its rule and value."""
+    return ConfigError(at, rule, value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,118 +149,85 @@ PlainBool = Annotated[bool, PlainValidator(_boolean(bool))]
 # ---------------------------------------------------------------------------------------
 # pydantic's ValidationError -> the project's ConfigError
 # ---------------------------------------------------------------------------------------
-RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal",
-                          "string_pattern_mismatch"})
-_BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
-           "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
+def _unwrap(annotation: Any) -> Any:
+    """``annotation`` without ``Annotated[...]`` and without an ``Optional``'s ``None``."""
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif _is_union(annotation) and type(None) in typing.get_args(annotation):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(rest) != 1:
+                return annotation
+            annotation = rest[0]
+        else:
+            return annotation
 
 
-def _bound(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) and value.is_integer() else str(value)
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
 
-def _bounds_rule(bounds: Iterable[Any]) -> str | None:
-    """``"must be >= 1"``, ``"must be in [0, 1)"``, ... from annotated_types bounds."""
-    low = high = None
-    for b in bounds:
-        if isinstance(b, annotated_types.Ge):
-            low = ("[", ">=", b.ge)
-        elif isinstance(b, annotated_types.Gt):
-            low = ("(", ">", b.gt)
-        elif isinstance(b, annotated_types.Le):
-            high = ("]", "<=", b.le)
-        elif isinstance(b, annotated_types.Lt):
-            high = (")", "<", b.lt)
-    if low and high:
-        return f"must be in {low[0]}{low[2]}, {high[2]}{high[0]}"
-    if low or high:
-        _, op, bound = low or high
-        return f"must be {op} {bound}"
-    return None
+def _field_path(model: Any, loc: tuple) -> tuple[tuple, FieldInfo | None]:
+    """pydantic's ``loc`` as the user wrote the setting, and the field it names (None below
+    an element): a positional argument by its field's name, a union member's tag left out
+    (a union's errors are then one field's)."""
+    path: list[Any] = []
+    kind, field = model, None
+    for key in loc:
+        kind = _unwrap(kind)
+        fields = getattr(kind, "__pydantic_fields__", None)
+        if fields is not None and not path and isinstance(key, int) and key < len(fields):
+            key = list(fields)[key]  # a dataclass's positional argument
+        if fields is not None and key in fields:
+            field = fields[key]
+            kind = field.annotation
+        elif _is_union(kind):
+            break  # the rest names a member of the union
+        else:  # an element of a tuple or list, a mapping's key
+            args = typing.get_args(kind)
+            kind, field = (args[0] if isinstance(key, int) else args[-1]) if args else None, None
+        path.append(key)
+    return tuple(path), field
 
 
-def _literal_values(annotation: Any) -> list[Any]:
-    if typing.get_origin(annotation) is Literal:
-        return list(typing.get_args(annotation))
-    return [v for arg in typing.get_args(annotation) for v in _literal_values(arg)]
+def _dotted(*parts: Any) -> str:
+    """``("models", "lstm", "units", 1)`` -> ``models.lstm.units[1]`` (empty parts left out)."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part:
+            out += f".{part}" if out else str(part)
+    return out
 
 
-def _split(annotation: Any) -> tuple[Any, list[Any]]:
-    """``Annotated[T, *metadata]`` -> ``(T, metadata)``."""
-    if typing.get_origin(annotation) is Annotated:
-        base, *metadata = typing.get_args(annotation)
-        return base, metadata
-    return annotation, []
+def _found(path: tuple, field: FieldInfo | None, errors: list[Any], prefix: str) -> list[tuple[str, str, Any]]:
+    """The where, rule and value of one setting's errors (several: a union's members)."""
+    inner = (errors[0].get("ctx") or {}).get("error")
+    if isinstance(inner, ConfigError):  # a validator's own rules, each ``where`` below the location
+        return [(_dotted(prefix, *path, e.where), e.rule, e.value) for e in (inner, *inner.more)]
+    value = None if errors[0]["type"] == "missing" else errors[0]["input"]
+    rule = field.description if field is not None and field.description else " or ".join(
+        dict.fromkeys(e["msg"] for e in errors))
+    return [(_dotted(prefix, *path), rule, value)]
 
 
-def _typed_input(annotation: Any, metadata: list[Any], value: Any) -> Any:
-    """``value`` as the type turns it (``-1`` -> ``-1.0``), as the range check saw it."""
-    kept = tuple(m for m in metadata if not isinstance(m, annotated_types.BaseMetadata))
-    try:
-        return TypeAdapter(Annotated[(annotation, *kept)] if kept else annotation).validate_python(value)
-    except ValidationError:
-        return value
+def config_error(exc: ValidationError, *, model: Any = None, prefix: str = "", source: str = "") -> ConfigError:
+    """Every error of ``exc`` as one `ConfigError`: the first as its ``where``, ``rule`` and
+    ``value``, the others in ``more``.
 
-
-def _declared_rule(field: FieldInfo, index: tuple, error: Any) -> tuple[str, Any] | None:
-    """The rule and value as ``field`` declares them: its literal values, its range as one
-    interval (or its ``json_schema_extra`` ``rule``); None for any other error."""
-    if error["type"] == "literal_error":
-        return f"must be one of {_literal_values(field.annotation)}", error["input"]
-    if error["type"] not in RANGE_ERRORS:
-        return None
-    annotation, metadata = field.annotation, list(field.metadata)
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) and not index else {}
-    for _ in index:  # an element of a tuple field: the element's own type
-        annotation, metadata = _split(typing.get_args(annotation)[0])
-    rule = extra.get("rule") or _bounds_rule(metadata) or error["msg"]
-    return str(rule), _typed_input(annotation, metadata, error["input"])
-
-
-def _rule(error: Any) -> tuple[str, Any]:
-    """The rule and value of one of pydantic's own errors (a bound: the one broken)."""
-    if error["type"] == "missing":
-        return "is required", None
-    if error["type"] in _BOUNDS:
-        op, key = _BOUNDS[error["type"]]
-        return f"must be {op} {_bound(error['ctx'][key])}", error.get("input")
-    return error["msg"], error.get("input")
-
-
-def dotted(*, pre: str = "", base: str = "") -> Callable[[tuple], str]:
-    """A ``where`` for `config_error`: ``pre`` followed by the dotted location (``base``, then
-    the keys; list positions left out: ``ensemble.methods``)."""
-
-    def where(loc: tuple) -> str:
-        parts = [p for p in (base, *(str(k) for k in loc if not isinstance(k, int))) if p]
-        return pre + ".".join(parts) if parts else pre.rstrip(": ")
-
-    return where
-
-
-def config_error(exc: ValidationError, *, where: Callable[[tuple], str] | None = None,
-                 first: Callable[[Any], Any] | None = None,
-                 fields: Mapping[str, FieldInfo] | None = None) -> ConfigError:
-    """One of pydantic's errors as ``ConfigError(where(location), rule, value)``: the first,
-    or the least by ``first``; ``where`` defaults to `dotted` ``()``.
-
-    A validator's own `ConfigError` is returned as it is; a `broken` rule gives its rule,
-    value and ``at`` (a key below the location); a bound reads ``must be >= 1``. With
-    ``fields`` (a pydantic dataclass's), a positional argument is named and a literal or a
-    range reads as its field declares it (``must be in [0, 1)``, or its own ``rule``).
+    ``where`` is the setting as the user wrote it: ``source`` (a file, then ``": "``), the
+    dotted ``prefix`` (``"train"``) and pydantic's location (``cv.folds``,
+    ``lstm.units[1]``). The rule is pydantic's message, or the field's ``description`` where
+    the field declares its rule there; a validator's own `ConfigError` (see `broken`) gives
+    its rule and value, its ``where`` read below the location. ``model``, the class that was
+    validated, names a positional argument and reads the fields' descriptions and unions.
     """
-    errors = exc.errors(include_url=False)
-    error = min(errors, key=first) if first else errors[0]
-    ctx = error.get("ctx") or {}
-    if isinstance(ctx.get("error"), ConfigError):  # a validator that knew the whole location
-        return ctx["error"]
-    loc = tuple(error["loc"])
-    if fields is not None and loc and isinstance(loc[0], int):  # a positional argument
-        loc = (list(fields)[loc[0]], *loc[1:])
-    if error["type"] == "seqsweep":
-        rule, value = ctx["rule"], ctx["value"]
-        loc += (ctx["at"],) if ctx["at"] else ()
-    else:
-        declared = _declared_rule(fields[loc[0]], loc[1:], error) if fields is not None else None
-        rule, value = declared or _rule(error)
-    return ConfigError((where or dotted())(loc), rule, value)
+    groups: dict[tuple, tuple[FieldInfo | None, list[Any]]] = {}
+    for error in exc.errors(include_url=False):
+        path, field = _field_path(model, tuple(error["loc"]))
+        groups.setdefault(path, (field, []))[1].append(error)
+    found = [one for path, (field, errors) in groups.items() for one in _found(path, field, errors, prefix)]
+    shown = [(f"{source}: {where}" if where else source) if source else where for where, _, _ in found]
+    more = [ConfigError(w, rule, value) for w, (_, rule, value) in zip(shown[1:], found[1:])]
+    return ConfigError(shown[0], found[0][1], found[0][2], more=more)

@@ -9,6 +9,9 @@ the *rule* that was broken and the *value* found, in that order::
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 __all__ = [
     "SeqsweepError",
     "InputError",
@@ -44,7 +47,20 @@ class InputError(SeqsweepError):
 
 
 class ConfigError(SeqsweepError, ValueError):
-    """A bad option, parameter or sweep-spec key: an unknown name, a value out of range."""
+    """A bad option, parameter or sweep-spec key: an unknown name, a value out of range.
+
+    ``more``: the other settings found broken by the same check, each a `ConfigError`; the
+    message lists them after the first, one a line.
+    """
+
+    def __init__(self, where: str, rule: str, value: object = None, *, more: Sequence[ConfigError] = ()) -> None:
+        super().__init__(where, rule, value)
+        self.more = tuple(more)
+        if self.more:
+            self.args = ("\n".join([self.args[0], *(str(e) for e in self.more)]),)
+
+    def __reduce__(self):
+        return (functools.partial(type(self), more=self.more), (self.where, self.rule, self.value))
 
 
 class StoreError(SeqsweepError):

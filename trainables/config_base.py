@@ -2,11 +2,12 @@
 
 A config is a frozen pydantic dataclass (`frozen_config`): its fields, defaults and ranges
 are declared on the class (``lr: Float = Field(1e-3, gt=0)``) and checked once, when it
-is built. A failed check raises the project's `ConfigError` naming the field
-(``train.lr``), the rule (``must be > 0``) and the value, never pydantic's
-``ValidationError``. Its value types (`seqsweep.checks`: ``Int``, ``Float``, ...) take what
-Optuna and Tune hand over (numpy scalars, ``32.0`` from a ``quniform``) and refuse what
-would be a silent surprise (a string for a number, ``1`` for a bool, NaN).
+is built. A failed check raises the project's `ConfigError` (`seqsweep.checks.config_error`)
+naming each broken field (``train.lr``), pydantic's rule (``Input should be greater than
+0``) and the value, never pydantic's ``ValidationError``. Its value types
+(`seqsweep.checks`: ``Int``, ``Float``, ...) take what Optuna and Tune hand over (numpy
+scalars, ``32.0`` from a ``quniform``) and refuse what would be a silent surprise (a string
+for a number, ``1`` for a bool, NaN).
 
 A Ray Tune / Optuna trial receives one *flat* dict such as::
 
@@ -30,7 +31,7 @@ import pydantic.dataclasses
 from pydantic import ConfigDict, ValidationError
 from pydantic_core import PydanticUndefined
 
-from seqsweep.checks import RANGE_ERRORS, as_int, config_error
+from seqsweep.checks import as_int, config_error
 from seqsweep.errors import ConfigError
 
 __all__ = ["ConfigBase", "frozen_config", "MODEL_KEY"]
@@ -39,28 +40,17 @@ MODEL_KEY = "model"
 """The flat-config key that names the model (``{"model": "lstm", ...}``)."""
 
 
-# ---------------------------------------------------------------------------------------
-# pydantic's ValidationError -> the project's ConfigError (a wrong argument -> TypeError)
-# ---------------------------------------------------------------------------------------
 _SIGNATURE_ERRORS = frozenset({"unexpected_keyword_argument", "unexpected_positional_argument"})
 
 
-def _error_order(error: Any) -> int:
-    """Wrong arguments first, then wrong types, bounds, patterns (the order in which a
-    dataclass and its hand-written checks used to fail)."""
-    kind = error["type"]
-    return 0 if kind in _SIGNATURE_ERRORS else 3 if kind == "string_pattern_mismatch" else 2 if kind in RANGE_ERRORS else 1
-
-
-def _config_error(cls: type[ConfigBase], exc: ValidationError) -> Exception:
-    """The first broken rule of ``exc`` as `ConfigError` (a wrong argument as `TypeError`)."""
-    error = min(exc.errors(include_url=False), key=_error_order)  # the first of the earliest kind
-    if error["type"] in _SIGNATURE_ERRORS:
-        name = error["loc"][0]
-        what = f"keyword argument {name!r}" if isinstance(name, str) else "positional argument"
-        return TypeError(f"{cls.__name__}.__init__() got an unexpected {what}")
-    return config_error(exc, first=_error_order, fields=cls.__pydantic_fields__,
-                        where=lambda loc: f"{cls.label}.{loc[0]}" + "".join(f"[{i}]" for i in loc[1:]))
+def _signature_error(cls: type, exc: ValidationError) -> TypeError | None:
+    """A wrong argument, as Python says it for any function (`TypeError`); None if none."""
+    for error in exc.errors(include_url=False):
+        if error["type"] in _SIGNATURE_ERRORS:
+            name = error["loc"][0]
+            what = f"keyword argument {name!r}" if isinstance(name, str) else "positional argument"
+            return TypeError(f"{cls.__name__}.__init__() got an unexpected {what}")
+    return None
 
 
 _PYDANTIC = ConfigDict(extra="forbid", regex_engine="python-re")
@@ -81,7 +71,8 @@ def frozen_config(cls: _C) -> _C:
         try:
             validate(self, *args, **kwargs)
         except ValidationError as exc:
-            raise _config_error(type(self), exc) from None
+            kind = type(self)
+            raise _signature_error(kind, exc) or config_error(exc, model=kind, prefix=kind.label) from None
 
     cls.__init__ = __init__
     return cls

@@ -99,7 +99,7 @@ class TrainConfig(ConfigBase):
     epochs: Int = Field(30, ge=1)
     batch_size: Int = Field(32, ge=1)
     weight_decay: Float = Field(0.0, ge=0.0)
-    grad_clip: Float | None = Field(1.0, gt=0, json_schema_extra={"rule": "must be > 0 (or None to turn clipping off)"})
+    grad_clip: Float | None = Field(1.0, gt=0, description="must be > 0 (or None to turn clipping off)")
     class_weighted: Bool = True
     standardize: Bool = True
     early_stopping_patience: Int | None = Field(None, ge=1)
@@ -107,7 +107,7 @@ class TrainConfig(ConfigBase):
     monitor: Literal["balanced_accuracy", "accuracy", "f1_macro", "f1_weighted", "loss"] = "balanced_accuracy"
     deterministic: Bool = False
     device: Str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                        json_schema_extra={"rule": "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"})
+                        description="must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     num_threads: Int | None = Field(None, ge=1)
 
@@ -338,7 +338,7 @@ class _RocketConfig(_ModelConfig):
 
     max_dilations: Int = Field(32, ge=1)
     head: Literal["ridge", "logistic"] = "ridge"
-    alpha: Float | None = Field(None, gt=0, json_schema_extra={"rule": "must be > 0 (or None to choose it)"})
+    alpha: Float | None = Field(None, gt=0, description="must be > 0 (or None to choose it)")
     lengths: Literal["pad", "stretch"] = "pad"
 
 
