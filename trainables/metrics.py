@@ -60,6 +60,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, n_classes: 
         raise InputError("proba", f"must have shape ({len(y_true)}, {n_classes})", proba.shape)
     if len(y_true) == 0:
         raise InputError("y_true", "metrics need at least one sequence", 0)
+    if not np.isfinite(proba).all():  # a diverged model (NaN weights): scikit-learn refused these too
+        raise InputError("proba", "class probabilities must be finite (the model diverged: lower lr, or clip "
+                         "gradients)", f"{int((~np.isfinite(proba)).any(axis=1).sum())} of {len(proba)} rows non-finite")
     if y_true.min() < 0 or y_true.max() >= n_classes:
         raise InputError("y_true", f"class indices must be in [0, {n_classes})",
                          int(y_true.min() if y_true.min() < 0 else y_true.max()))

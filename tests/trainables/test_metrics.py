@@ -63,3 +63,10 @@ def test_many_random_folds_agree():
 def test_a_class_index_out_of_range_is_named():
     with pytest.raises(InputError, match=r"y_true.*\[0, 3\).*5"):
         classification_metrics(np.array([0, 5]), np.full((2, 3), 1 / 3), n_classes=3)
+
+
+def test_non_finite_probabilities_are_refused():
+    proba = np.full((3, 2), 0.5)
+    proba[1] = np.nan
+    with pytest.raises(InputError, match=r"proba.*finite.*1 of 3 rows"):
+        classification_metrics(np.array([0, 1, 0]), proba, n_classes=2)
