@@ -164,7 +164,7 @@ class SweepRow:
 def run_packing(store: Path, storage: Path, per_gpu: int, args: argparse.Namespace) -> SweepRow:
     import pandas as pd
 
-    from search.ranking import read_leaderboard
+    from seqsweep.layout import read_leaderboard
     from search.spec import SweepSpec
     from search.sweep import run_sweep, trial_capacity
 
