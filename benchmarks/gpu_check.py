@@ -164,9 +164,9 @@ class SweepRow:
 def run_packing(store: Path, storage: Path, per_gpu: int, args: argparse.Namespace) -> SweepRow:
     import pandas as pd
 
-    from search.ranking import read_leaderboard
     from search.spec import SweepSpec
     from search.sweep import run_sweep, trial_capacity
+    from seqsweep.layout import read_leaderboard
 
     gpus = 1.0 / per_gpu
     spec = SweepSpec.from_dict(sweep_spec(store, storage, name=f"pack{per_gpu}", gpus=gpus, args=args))

@@ -1,11 +1,12 @@
 """Reading a finished sweep's experiment folder: the spec as run, the leaderboard, and each
 trial's out-of-fold probabilities and learning curves.
 
-The folder ``<storage>/<name>/`` (see `search.sweep`) holds ``sweep.json``,
-``leaderboard.csv``, ``leaderboard_folds.csv`` and one ``trial_<id>/checkpoint_*/`` per
-trial that finished with status ``ok``, holding ``oof.npz``, ``fits.json`` and
-``fold_models/``. The folder may be a local path or any URI Ray Tune stores experiments at
-(``file://``, ``s3://``, ``gs://``): every read goes through `seqsweep.storage`.
+The folder ``<storage>/<name>/`` (its names, columns and CSV reader: `seqsweep.layout`)
+holds ``sweep.json``, ``leaderboard.csv``, ``leaderboard_folds.csv`` and, for each trial
+that finished with status ``ok``, the checkpoint folder its leaderboard row names, holding
+``oof.npz``, ``fits.json`` and ``fold_models/``. The folder may be a local path or any URI
+Ray Tune stores experiments at (``file://``, ``s3://``, ``gs://``): every read goes through
+`seqsweep.storage`.
 """
 
 from __future__ import annotations
@@ -19,24 +20,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search.ranking import read_csv
 from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
-from seqsweep.layout import FITS_FILE, FOLDS, LEADERBOARD, OOF_FILE, SPEC_FILE
+from seqsweep.layout import (
+    CHECKPOINT,
+    FITS_FILE,
+    LEADERBOARD,
+    OOF_FILE,
+    RAY_CHECKPOINT_PREFIX,
+    RAY_RESULT_FILE,
+    RAY_TIME_TOTAL,
+    RAY_TIMESTAMP,
+    SPEC_FILE,
+    START_TIME,
+    STATUS,
+    TrialStatus,
+    read_folds,
+    read_leaderboard,
+    trial_dirname,
+)
 
-__all__ = ["Experiment", "Member", "load_experiment", "read_csv_ids"]
-
-
-def read_csv_ids(path: str) -> pd.DataFrame:
-    """A leaderboard CSV (local path or URI) with ``trial_id`` kept as text (an all-digit or
-    ``1e5``-like Ray trial id would otherwise become a number)."""
-    frame = read_csv(path)
-    if frame is None:
-        raise StoreError(path, "a sweep's experiment folder must hold this file", "missing")
-    if "error" in frame:
-        frame["error"] = frame["error"].fillna("").astype(str)
-    return frame
+__all__ = ["Experiment", "Member", "load_experiment"]
 
 
 @dataclass
@@ -103,29 +108,52 @@ class Experiment:
 
     def folds(self) -> pd.DataFrame:
         """``leaderboard_folds.csv`` (one row per trial, seed and fold; empty if absent)."""
-        path = storage.join(self.path, FOLDS)
-        if not storage.exists(path):
-            return pd.DataFrame(columns=["trial_id", "model", "seed", "fold", self.metric])
-        return read_csv_ids(path)
+        return read_folds(self.path)
 
     def ok_trials(self) -> pd.DataFrame:
         """Rows with status ``ok``, best first."""
-        board = self.board[self.board["status"] == "ok"]
+        board = self.board[self.board[STATUS] == TrialStatus.OK]
         return board.sort_values("rank", kind="stable").reset_index(drop=True)
 
     def trial_dir(self, trial_id: str) -> str:
-        return storage.join(self.path, f"trial_{trial_id}")
+        return storage.join(self.path, trial_dirname(trial_id))
 
     def checkpoint(self, trial_id: str) -> str:
-        """The trial's last checkpoint folder holding ``oof.npz``; `StoreError` if none."""
-        folder = self.trial_dir(trial_id)
-        found = [storage.join(folder, name) for name in storage.list_names(folder) if name.startswith("checkpoint_")]
+        """The trial's last checkpoint folder holding ``oof.npz`` (the leaderboard's
+        ``checkpoint``); `StoreError` if none."""
+        row = self.board[self.board["trial_id"] == trial_id]
+        named = row[CHECKPOINT].iloc[0] if CHECKPOINT in row and len(row) else None
+        if isinstance(named, str) and named:
+            found = [storage.join(self.path, named)]
+            missing = storage.join(found[0], OOF_FILE)
+        else:
+            # A board written before it held the checkpoint (its experiments must still
+            # report): the trial folder's last checkpoint folder of Ray Tune's that holds one.
+            folder = self.trial_dir(trial_id)
+            found = [storage.join(folder, name) for name in storage.list_names(folder)
+                     if name.startswith(RAY_CHECKPOINT_PREFIX)]
+            missing = storage.join(folder, f"{RAY_CHECKPOINT_PREFIX}*", OOF_FILE)
         found = [c for c in found if storage.exists(storage.join(c, OOF_FILE))]
         if not found:
-            raise StoreError(storage.join(folder, "checkpoint_*", OOF_FILE),
-                             "a trial with status ok must have saved its out-of-fold probabilities",
+            raise StoreError(missing, "a trial with status ok must have saved its out-of-fold probabilities",
                              "no such file")
         return found[-1]
+
+    def start_time(self, trial_id: str) -> float | None:
+        """When the trial started (Unix seconds: the leaderboard's ``start_time``); None if
+        it never reported."""
+        row = self.board[self.board["trial_id"] == trial_id]
+        named = row[START_TIME].iloc[0] if START_TIME in row and len(row) else None
+        if named is not None and pd.notna(named):
+            return float(named)
+        # A board written before it held the start (its experiments must still report):
+        # the first result in Ray Tune's result.json, its timestamp less its run time.
+        data = storage.read_bytes(storage.join(self.trial_dir(trial_id), RAY_RESULT_FILE))
+        try:
+            first = json.loads(data.split(b"\n", 1)[0]) if data else None
+            return float(first[RAY_TIMESTAMP]) - float(first.get(RAY_TIME_TOTAL, 0.0))
+        except (TypeError, ValueError, KeyError):
+            return None
 
     def member(self, row: dict[str, Any] | pd.Series) -> Member:
         """Read one ok trial's ``oof.npz`` and ``fits.json``."""
@@ -183,4 +211,4 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         if not storage.exists(needed):
             raise StoreError(needed, "a sweep's experiment folder must hold this file",
                              "missing (is this <storage>/<name> of a sweep that ran?)")
-    return Experiment(path, SweepSpec.load(path), read_csv_ids(board_path))
+    return Experiment(path, SweepSpec.load(path), read_leaderboard(path))

@@ -12,12 +12,10 @@ import os
 
 import pandas as pd
 
-from results.experiment import read_csv_ids
-from search.ranking import PREDICT_COST, integer_typed, pareto_front, rank_rows, setting_columns
+from search.ranking import integer_typed, pareto_front, rank_rows, setting_columns
 from seqsweep import storage
 from seqsweep.errors import StoreError
-from seqsweep.layout import LEADERBOARD
-from trainables.metrics import METRICS
+from seqsweep.layout import LEADERBOARD, METRICS, PREDICT_COST, read_leaderboard
 
 __all__ = ["load_leaderboard", "format_leaderboard"]
 
@@ -25,17 +23,19 @@ _WIDTH = 80
 
 
 def load_leaderboard(experiment_dir: str | os.PathLike) -> pd.DataFrame:
-    """``leaderboard.csv`` of an experiment folder, ranked best first, ``trial_id`` as text,
-    integer columns as integers (``Int64``: ``rank`` 1, not 1.0, beside an unranked row).
+    """``leaderboard.csv`` of an experiment folder (`seqsweep.layout.read_leaderboard`),
+    ranked best first, integer columns as integers (``Int64``: ``rank`` 1, not 1.0, beside
+    an unranked row).
 
     Raises `StoreError` when the folder holds no leaderboard. A board without ``rank``
     (written by hand) is ranked by `search.leaderboard.rank_rows`.
     """
-    path = storage.join(storage.resolve(experiment_dir), LEADERBOARD)
+    directory = storage.resolve(experiment_dir)
+    path = storage.join(directory, LEADERBOARD)
     if not storage.exists(path):
         raise StoreError(path, "a sweep's experiment folder must hold its leaderboard",
                          "missing (is this <storage>/<name>?)")
-    board = read_csv_ids(path)
+    board = read_leaderboard(directory)
     if "rank" not in board:
         board = rank_rows(board.to_dict("records"))
     return integer_typed(board.sort_values("rank", kind="stable").reset_index(drop=True))

@@ -39,6 +39,7 @@ from seqsweep.layout import (
     REPORT_DIR,
     REPORT_FILE,
     TEST_PREDICTIONS,
+    TrialStatus,
 )
 
 __all__ = ["write_report", "FIGURES"]
@@ -122,7 +123,7 @@ def plot_search_history(board: pd.DataFrame, order: Sequence[str], path: str) ->
     by_id = board.set_index("trial_id")
     ids = [t for t in order if t in by_id.index]
     objective = np.array([float(by_id.loc[t, "objective"]) for t in ids]) if ids else np.zeros(0)
-    finished = np.array([by_id.loc[t, "status"] == "ok" for t in ids], dtype=bool)
+    finished = np.array([by_id.loc[t, "status"] == TrialStatus.OK for t in ids], dtype=bool)
     objective = np.where(finished, objective, np.nan)
     ok = np.isfinite(objective)
     x = np.arange(1, len(ids) + 1)
@@ -190,16 +191,10 @@ def per_class_table(y: np.ndarray, proba: np.ndarray, classes: Sequence[str]) ->
 
 # ---- the report -----------------------------------------------------------------------------
 def _start_order(exp: Experiment) -> list[str]:
-    """Trial ids in the order they started (first result's timestamp minus its run time);
-    trials without a result come last, in rank order."""
-    starts = {}
-    for tid in exp.board["trial_id"]:
-        data = storage.read_bytes(storage.join(exp.trial_dir(tid), "result.json"))
-        try:
-            first = json.loads(data.split(b"\n", 1)[0]) if data else None
-            starts[tid] = float(first["timestamp"]) - float(first.get("time_total_s", 0.0))
-        except (TypeError, ValueError, KeyError):
-            continue
+    """Trial ids in the order they started (`Experiment.start_time`); trials without a
+    start come last, in rank order."""
+    starts = {tid: exp.start_time(tid) for tid in exp.board["trial_id"]}
+    starts = {tid: start for tid, start in starts.items() if start is not None}
     ranked = list(exp.board.sort_values("rank")["trial_id"])
     return sorted(starts, key=lambda t: (starts[t], ranked.index(t))) + [t for t in ranked if t not in starts]
 

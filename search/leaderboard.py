@@ -6,13 +6,14 @@ Two CSVs in the experiment folder, readable by pandas with no post-processing:
   ``<metric>_mean/_std/_min``, the costs of its bag (fit seconds per fit and in all,
   prediction seconds per 1,000 clips, parameters), seeds, folds, fits done, the settings
   the trial used (`trainables.settings.used_settings`: a setting its family does not read
-  stays empty), error;
+  stays empty), when it started and its checkpoint folder (Ray Tune's, taken from the Tune
+  trial so that results need not read Ray's folders), error;
 * ``leaderboard_folds.csv``: one row per (trial, seed, fold), with every ``fit_<key>`` the
   trial reports for that fit as column ``<key>``.
 
 `LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files after
 every result, from rows it keeps in memory (and reloads on ``--resume``); the table's
-columns and ranking are `search.ranking`'s.
+columns, reader and writer are `seqsweep.layout`'s, its ranking `search.ranking`'s.
 Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials
 that the DESIGN's leaderboard contract describes.
 """
@@ -20,26 +21,38 @@ that the DESIGN's leaderboard contract describes.
 from __future__ import annotations
 
 import math
+import posixpath
 import time
 from typing import Any
 
 from ray.tune import Callback
 
-from search.ranking import SCORES, fold_frame, rank_rows, read_csv, setting_column, setting_columns
-from seqsweep.layout import FOLDS, LEADERBOARD
-from seqsweep.storage import write_csv_atomic
+from search.ranking import fold_frame, rank_rows, setting_column, setting_columns
+from seqsweep.layout import (
+    CHECKPOINT,
+    ERROR,
+    FIT_PREFIX,
+    MODEL,
+    OBJECTIVE,
+    SCORES,
+    START_TIME,
+    STATUS,
+    TrialStatus,
+    read_folds,
+    read_leaderboard,
+    write_folds,
+    write_leaderboard,
+)
 from trainables.registry import split_flat_config
 from trainables.settings import used_settings
 from trainables.trial import flat_config
 
 __all__ = ["LiveLeaderboard"]
 
-_FIT = "fit_"  # the trial's per-fit report keys: fit_seed, fit_fold, fit_seconds, ... (not fit_seconds_mean)
-
 
 def _settings(config: dict[str, Any], train: dict[str, Any], *, tokens: bool) -> dict[str, Any]:
     """The settings a trial used (sampled, fixed and defaults its family reads), as columns."""
-    family = config.get("model")
+    family = config.get(MODEL)
     try:
         name, model_config, train_config = split_flat_config(flat_config(config, train))
         used = used_settings(name, model_config, train_config, tokens=tokens)
@@ -47,6 +60,24 @@ def _settings(config: dict[str, Any], train: dict[str, Any], *, tokens: bool) ->
         inner = config.get(family, {})
         used = dict(inner) if isinstance(inner, dict) else {}
     return {setting_column(str(family), key): value for key, value in used.items()}
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
+
+
+def _from_ray(trial: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """What results needs of Ray Tune's trial, as columns: `START_TIME` (Tune's start time;
+    ``None`` until Tune marks the trial running, just after ``on_trial_start``: then the
+    driver's clock now) and `CHECKPOINT` (the trial's last checkpoint folder, relative to
+    the experiment folder, once it has one). A value the row already holds is kept."""
+    out = {}
+    if not _known(row.get(START_TIME)):
+        out[START_TIME] = trial.run_metadata.start_time or time.time()
+    checkpoint = trial.checkpoint
+    if checkpoint is not None:
+        out[CHECKPOINT] = posixpath.relpath(checkpoint.path, trial.remote_experiment_path)
+    return out
 
 
 class LiveLeaderboard(Callback):
@@ -86,17 +117,11 @@ class LiveLeaderboard(Callback):
         self.__init__(state.pop("experiment_dir"), **state)
 
     def _load_existing(self) -> None:
-        board = read_csv(f"{self.experiment_dir}/{LEADERBOARD}")
-        if board is not None:
-            for row in board.to_dict("records"):
-                row = {k: ("" if k == "error" and isinstance(v, float) and math.isnan(v) else v)
-                       for k, v in row.items()}
-                row.pop("rank", None)  # recomputed from the statuses on every write
-                self.rows[str(row["trial_id"])] = row
-        folds = read_csv(f"{self.experiment_dir}/{FOLDS}")
-        if folds is not None:
-            for row in folds.to_dict("records"):
-                self.fold_rows[(str(row["trial_id"]), int(row["seed"]), int(row["fold"]))] = row
+        for row in read_leaderboard(self.experiment_dir).to_dict("records"):
+            row.pop("rank", None)  # recomputed from the statuses on every write
+            self.rows[str(row["trial_id"])] = row
+        for row in read_folds(self.experiment_dir).to_dict("records"):
+            self.fold_rows[(str(row["trial_id"]), int(row["seed"]), int(row["fold"]))] = row
 
     # ---- Ray Tune hooks ----------------------------------------------------------------
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
@@ -118,7 +143,7 @@ class LiveLeaderboard(Callback):
         self.write()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, {"status": "running"})
+        self._update(trial, {STATUS: TrialStatus.RUNNING})
         self._write_if_due()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -134,38 +159,39 @@ class LiveLeaderboard(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
-        status = result.get("status", "ok")
-        if status == "running":  # a scheduler stopped it before its last fit
-            status = "pruned"
-        self._update(trial, {**result, "status": status})
+        status = TrialStatus(result.get(STATUS, TrialStatus.OK))
+        if status is TrialStatus.RUNNING:  # a scheduler stopped it before its last fit
+            status = TrialStatus.PRUNED
+        self._update(trial, {**result, STATUS: status})
         self.write()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error() or "the trial's worker failed"
         last_line = [line for line in str(error).strip().splitlines() if line.strip()][-1:]
-        self._update(trial, {**(trial.last_result or {}), "status": "error",
-                             "error": last_line[0] if last_line else str(error), "objective": math.nan})
+        self._update(trial, {**(trial.last_result or {}), STATUS: TrialStatus.ERROR,
+                             ERROR: last_line[0] if last_line else str(error), OBJECTIVE: math.nan})
         self.write()
 
     # ---- rows ------------------------------------------------------------------------------
     def _update(self, trial: Any, result: dict[str, Any]) -> None:
         tid = str(trial.trial_id)
         config = dict(trial.config)
-        row = self.rows.get(tid) or {"trial_id": tid, "model": config.get("model"),
+        row = self.rows.get(tid) or {"trial_id": tid, MODEL: config.get(MODEL),
                                      **_settings(config, self.train, tokens=self.tokens)}
         row.update(seeds=self.seeds, folds=self.folds)
         for key in SCORES:
             if key in result:
                 row[key] = result[key]
-        if "status" in result:
-            row["status"] = result["status"]
-        row.setdefault("error", "")
+        if STATUS in result:
+            row[STATUS] = TrialStatus(result[STATUS])
+        row.setdefault(ERROR, "")
+        row.update(_from_ray(trial, row))
         self.rows[tid] = row
-        if f"{_FIT}seed" in result:
-            key = (tid, int(result[f"{_FIT}seed"]), int(result[f"{_FIT}fold"]))
-            self.fold_rows[key] = {"trial_id": tid, "model": row["model"],
-                                   **{k[len(_FIT):]: v for k, v in result.items()
-                                      if k.startswith(_FIT) and k not in SCORES}}
+        if f"{FIT_PREFIX}seed" in result:
+            key = (tid, int(result[f"{FIT_PREFIX}seed"]), int(result[f"{FIT_PREFIX}fold"]))
+            self.fold_rows[key] = {"trial_id": tid, MODEL: row[MODEL],
+                                   **{k[len(FIT_PREFIX):]: v for k, v in result.items()
+                                      if k.startswith(FIT_PREFIX) and k not in SCORES}}
         self._dirty = True
 
     def _write_if_due(self) -> None:
@@ -175,5 +201,5 @@ class LiveLeaderboard(Callback):
     def write(self) -> None:
         """Rewrite both CSVs now (each atomically)."""
         self._written_at, self._dirty = time.perf_counter(), False
-        write_csv_atomic(rank_rows(list(self.rows.values())), f"{self.experiment_dir}/{LEADERBOARD}")
-        write_csv_atomic(fold_frame(list(self.fold_rows.values())), f"{self.experiment_dir}/{FOLDS}")
+        write_leaderboard(rank_rows(list(self.rows.values())), self.experiment_dir)
+        write_folds(fold_frame(list(self.fold_rows.values())), self.experiment_dir)

@@ -43,6 +43,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from seqsweep.layout import TrialStatus
+
 __all__ = ["SweepMetrics", "FIT_SECONDS_BOUNDARIES", "METRIC_PREFIX", "REFRESH_S"]
 
 #: every metric's name starts with it (Ray adds ``ray_`` in front when it exports them)
@@ -160,7 +162,7 @@ class SweepMetrics(Callback):
         for row in rows:
             value = _number(row.get("objective"))
             family = str(row.get("model"))
-            if row.get("status") == "ok" and value is not None and value > best.get(family, -math.inf):
+            if row.get("status") == TrialStatus.OK and value is not None and value > best.get(family, -math.inf):
                 best[family] = value
         for family, value in best.items():
             metrics["family_best"].set(value, tags={**sweep, "family": family})

@@ -1,48 +1,48 @@
-"""The leaderboard's table: its columns, how trials are ranked, and reading it back.
+"""How trials are ranked, and the settings' columns of the leaderboard.
 
 No Ray here: the results room and `seqsweep sweep status` read and rank leaderboards
 without loading Ray Tune; `search.leaderboard.LiveLeaderboard` (a Tune callback) writes them.
+The columns, their order and the files' one reader and writer are `seqsweep.layout`'s.
 
-Columns, in this order: `FIRST` (rank, trial id, status, model family), `METRIC_COLUMNS`
-(the objective, then ``<metric>_mean/_std/_min``), `COSTS` (what deploying the trial's bag
-costs), `CV` (the bag's shape), the trial's settings (`setting_columns`: the registry's
-families in order, each config's fields in declaration order), and ``error`` last. A
-setting is filled only on the rows of trials that used it (`trainables.settings`), and
-integer settings and counts are integer columns (pandas ``Int64``: empty, never ``16.0``).
+Columns, in this order (`seqsweep.layout.leaderboard_order`): ``FIRST`` (rank, trial id,
+status, model family), ``METRIC_COLUMNS`` (the objective, then ``<metric>_mean/_std/_min``),
+``COSTS`` (what deploying the trial's bag costs), ``CV`` (the bag's shape), the trial's
+settings (`setting_columns`: the registry's families in order, each config's fields in
+declaration order), ``RUN`` (when the trial started, its checkpoint folder) and ``error``
+last. A setting is filled only on the rows of trials that used it (`trainables.settings`),
+and integer settings and counts are integer columns (pandas ``Int64``: empty, never ``16.0``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import math
 import re
 from typing import Any
 
 import pandas as pd
 
-from seqsweep.layout import LEADERBOARD
-from seqsweep.storage import read_bytes
-from trainables.metrics import METRICS
+from seqsweep.layout import (
+    ERROR,
+    FIRST,
+    FOLD_COLUMNS,
+    INTEGER_COLUMNS,
+    METRICS,
+    OBJECTIVE,
+    PREDICT_COST,
+    RUN,
+    SCORES,
+    STATUS,
+    TrialStatus,
+    leaderboard_order,
+)
 from trainables.settings import integer_keys, setting_keys
 
-__all__ = ["rank_rows", "read_leaderboard", "read_csv", "setting_column", "setting_columns", "pareto_front",
-           "fold_frame", "integer_typed", "FIRST", "METRIC_COLUMNS", "COSTS", "CV", "SCORES", "FOLD_COLUMNS", "PREDICT_COST"]
+__all__ = ["rank_rows", "setting_column", "setting_columns", "pareto_front", "fold_frame", "integer_typed"]
 
-FIRST = ["rank", "trial_id", "status", "model"]
-METRIC_COLUMNS = ["objective", *[f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min")]]
-PREDICT_COST = "predict_seconds_per_1000"
-COSTS = ["fit_seconds_mean", "fit_seconds_total", PREDICT_COST, "n_params"]
-CV = ["seeds", "folds", "fits_done"]
-SCORES = [*METRIC_COLUMNS, *COSTS, *CV, "error"]
-"""Every column a trial's results fill (the rest of a row is its identity and settings)."""
-FOLD_COLUMNS = ["trial_id", "model", "seed", "fold", "init_seed", *METRICS, "seconds", "predict_seconds",
-                "best_epoch"]
-_INTEGERS = {"rank", "n_params", "seeds", "folds", "fits_done", "seed", "fold", "init_seed", "best_epoch"}
-_RESERVED = {*FIRST, *SCORES, *FOLD_COLUMNS, *METRICS, "metric", "weights", "fits_total"}
+_RESERVED = {*FIRST, *SCORES, *RUN, *FOLD_COLUMNS, *METRICS, "metric", "weights", "fits_total"}
 """Sweep-level words: a family's setting of that name gets ``<family>_<name>`` (knn_metric)."""
-_RENAMED = {"train_seconds": "fit_seconds_mean"}  # boards written before the costs were split
 
 
 def setting_column(family: str, key: str) -> str:
@@ -64,7 +64,7 @@ def _declared() -> tuple[dict[str, int], dict[str, int], frozenset[str], frozens
         target.setdefault(column, len(order) + len(prefixes))
         if column != key and key in ints:
             ints = ints | {column}
-    return order, prefixes, frozenset(ints | _INTEGERS), frozenset(int_prefixes)
+    return order, prefixes, frozenset(ints | INTEGER_COLUMNS), frozenset(int_prefixes)
 
 
 def _element(column: str) -> tuple[str, int] | None:
@@ -92,7 +92,7 @@ def setting_columns(columns: list[str]) -> list[str]:
             return prefixes[element[0]], element[1], ""
         return math.inf, 0, column
 
-    return sorted((c for c in columns if c not in FIRST and c not in SCORES), key=position)
+    return sorted((c for c in columns if c not in FIRST and c not in SCORES and c not in RUN), key=position)
 
 
 def integer_typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -106,41 +106,27 @@ def integer_typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def read_csv(path: str) -> pd.DataFrame | None:
-    """A leaderboard CSV (None if there is no such file); columns of older boards renamed."""
-    data = read_bytes(path)
-    # trial ids are hex strings: one made of digits only ("14986905") must stay a string
-    frame = None if data is None else pd.read_csv(io.BytesIO(data), dtype={"trial_id": str})
-    return None if frame is None else frame.rename(columns={k: v for k, v in _RENAMED.items() if v not in frame})
-
-
-def read_leaderboard(experiment_dir: str) -> pd.DataFrame:
-    """``leaderboard.csv`` of an experiment folder (empty frame if there is none yet)."""
-    frame = read_csv(f"{experiment_dir.rstrip('/')}/{LEADERBOARD}")
-    return pd.DataFrame(columns=FIRST + SCORES) if frame is None else frame
-
-
 def rank_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows -> a frame, columns in the stable order of this module's docstring.
 
-    Only finished trials (status ``ok``) are ranked: by objective, best first, rank 1..n.
+    Only finished trials (`TrialStatus.OK`) are ranked: by objective, best first, rank 1..n.
     Every other trial (running, pruned by a scheduler, failed, error) follows, unranked
     (empty ``rank``), by objective and then id: a partial or failed score is not comparable.
     """
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=FIRST + SCORES)
-    for col in SCORES:
+    for col in [*SCORES, *RUN]:
         if col not in frame:
-            frame[col] = math.nan if col != "error" else ""
-    finished = frame["status"] == "ok"
+            frame[col] = math.nan if col != ERROR else ""
+    finished = frame[STATUS] == TrialStatus.OK
     frame = frame.assign(_unranked=~finished).sort_values(
-        ["_unranked", "objective", "trial_id"], ascending=[True, False, True], na_position="last", kind="stable",
+        ["_unranked", OBJECTIVE, "trial_id"], ascending=[True, False, True], na_position="last", kind="stable",
     ).drop(columns="_unranked").reset_index(drop=True)
     n_ok = int(finished.sum())
     frame["rank"] = list(range(1, n_ok + 1)) + [None] * (len(frame) - n_ok)
     settings = setting_columns(list(frame.columns))
-    return integer_typed(frame[[*FIRST, *METRIC_COLUMNS, *COSTS, *CV, *settings, "error"]].copy())
+    return integer_typed(frame[leaderboard_order(settings)].copy())
 
 
 def fold_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -160,8 +146,8 @@ def pareto_front(board: pd.DataFrame) -> pd.DataFrame:
     a trial without a prediction time (or a board written before it was measured) is left out."""
     if PREDICT_COST not in board:
         return board.iloc[0:0]
-    ok = board[(board["status"] == "ok") & board["objective"].notna() & board[PREDICT_COST].notna()]
-    objective = ok["objective"].to_numpy(dtype=float)
+    ok = board[(board[STATUS] == TrialStatus.OK) & board[OBJECTIVE].notna() & board[PREDICT_COST].notna()]
+    objective = ok[OBJECTIVE].to_numpy(dtype=float)
     cost = ok[PREDICT_COST].to_numpy(dtype=float)
     keep = [not ((objective >= o) & (cost <= c) & ((objective > o) | (cost < c))).any()
             for o, c in zip(objective, cost)]

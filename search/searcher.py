@@ -38,7 +38,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from seqsweep.layout import OPTUNA_LOG
+from seqsweep.layout import OPTUNA_LOG, TrialStatus
 from seqsweep.storage import join, write_bytes_atomic
 
 __all__ = ["TruthfulOptunaSearch", "optuna_state", "objective_name", "journal_path", "journal_storage",
@@ -63,9 +63,9 @@ def optuna_state(result: dict[str, Any] | None, *, error: bool) -> tuple[str, fl
     result = result or {}
     status = result.get("status")
     objective = result.get("objective")
-    if status == "failed":
+    if status == TrialStatus.FAILED:
         return "FAIL", None
-    if status == "ok" and isinstance(objective, (int, float)) and math.isfinite(objective):
+    if status == TrialStatus.OK and isinstance(objective, (int, float)) and math.isfinite(objective):
         return "COMPLETE", float(objective)
     return "PRUNED", None
 
@@ -120,7 +120,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         # live attributes, so the dashboard's table shows a running trial's family and progress
         ot_trial = self._ot_trials[trial_id]
         if "model" not in ot_trial.user_attrs and result.get("model"):
-            _set_attrs(ot_trial, {"ray_trial_id": trial_id, "model": result["model"], "status": "running"})
+            _set_attrs(ot_trial, {"ray_trial_id": trial_id, "model": result["model"], "status": TrialStatus.RUNNING})
         _set_attrs(ot_trial, {"fits_done": result.get("fits_done")})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -134,9 +134,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         state, value = optuna_state(result, error=error)
         result = result or {}
-        status = "error" if error else result.get("status")
-        if state == "PRUNED" and status in (None, "running"):  # a scheduler stopped it
-            status = "pruned"
+        status = TrialStatus.ERROR if error else result.get("status")
+        if state == "PRUNED" and status in (None, TrialStatus.RUNNING):  # a scheduler stopped it
+            status = TrialStatus.PRUNED
         attrs = {"ray_trial_id": trial_id, "status": status, "model": result.get("model"),
                  "fits_done": result.get("fits_done")}
         metric = self._cv_metric
@@ -216,7 +216,7 @@ def close_orphans(experiment_dir: str, study_name: str) -> int:
     closed = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # FrozenTrial._trial_id: the storage's key for the trial (Optuna has no public getter)
-        storage.set_trial_user_attr(trial._trial_id, "status", "orphaned")
+        storage.set_trial_user_attr(trial._trial_id, "status", TrialStatus.ORPHANED)
         storage.set_trial_user_attr(trial._trial_id, "error", "its Ray trial never finished (driver stopped)")
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         closed += 1

@@ -26,17 +26,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from search.ranking import read_leaderboard
 from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import ConfigError, SeqsweepError, StoreError
-from seqsweep.layout import ENSEMBLES_CSV, LEADERBOARD, PLAN_FILE
+from seqsweep.layout import (
+    ENSEMBLES_CSV,
+    FAILURES,
+    FINAL_STATUSES,
+    LEADERBOARD,
+    PLAN_FILE,
+    TrialStatus,
+    read_leaderboard,
+)
 
-__all__ = ["sweep_status", "status_frame", "watch", "Frame", "FINAL_STATUSES"]
+__all__ = ["sweep_status", "status_frame", "watch", "Frame"]
 
-#: the statuses a trial ends with (``running`` is the only other one)
-FINAL_STATUSES = ("ok", "pruned", "failed", "error")
-_ORDER = ("ok", "running", "pruned", "failed", "error")
+_ORDER = (TrialStatus.OK, TrialStatus.RUNNING, TrialStatus.PRUNED, TrialStatus.FAILED, TrialStatus.ERROR)
 #: ANSI: cursor home, clear the screen (a terminal's redraw)
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -111,7 +116,7 @@ def _progress(board: pd.DataFrame, spec: SweepSpec | None, *, began: float | Non
 
 
 def _top(board: pd.DataFrame, metric: str | None, top: int) -> list[str]:
-    ok = board[board["status"] == "ok"].sort_values("rank").head(top)
+    ok = board[board["status"] == TrialStatus.OK].sort_values("rank").head(top)
     if not len(ok):
         return []
     lines = [f"top {len(ok)}:"]
@@ -125,7 +130,7 @@ def _top(board: pd.DataFrame, metric: str | None, top: int) -> list[str]:
 
 
 def _failures(board: pd.DataFrame, shown: int) -> list[str]:
-    failed = board[board["status"].isin(["failed", "error"])].sort_values("trial_id", ascending=False)
+    failed = board[board["status"].isin(FAILURES)].sort_values("trial_id", ascending=False)
     lines = [f"last failures ({len(failed)} in all):"] if len(failed) else []
     for _, row in failed.head(shown).iterrows():
         # the first line says where and what ("seed 0 fold 0: ValueError: ..."); a traceback may follow

@@ -27,12 +27,11 @@ from features.store import FeatureStore
 from features.store.node_cache import NodeCacheSource, manifest_key, remove_on_every_node
 from search.leaderboard import LiveLeaderboard
 from search.metrics import SweepMetrics
-from search.ranking import read_leaderboard
 from search.searcher import close_orphans, upload_journal
 from search.space import TRIAL_METRIC, expand_grid, make_searcher, with_token_defaults
 from search.spec import SweepSpec
 from seqsweep.errors import ConfigError, StoreError
-from seqsweep.layout import LEADERBOARD, PLAN_FILE
+from seqsweep.layout import LEADERBOARD, PLAN_FILE, TrialStatus, read_leaderboard, trial_dirname
 from seqsweep.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from seqsweep.storage import read_bytes, resolve, write_bytes_atomic
 from trainables.cv import fingerprint_changes, make_plan, plan_fingerprint
@@ -191,8 +190,8 @@ def _reporter(spec: SweepSpec):
 
 
 def _trial_dirname(trial: Any) -> str:
-    """``trial_<id>``: short and stable (Tune's default spells out every parameter)."""
-    return f"trial_{trial.trial_id}"
+    """`seqsweep.layout.trial_dirname`: ``trial_<id>``."""
+    return trial_dirname(trial.trial_id)
 
 
 def _trial_name(trial: Any) -> str:
@@ -321,8 +320,8 @@ def run_sweep(
     upload_journal(exp)
 
     board = read_leaderboard(exp)
-    finished = board[board["status"] == "ok"]
-    pruned = int((board["status"] == "pruned").sum())
+    finished = board[board["status"] == TrialStatus.OK]
+    pruned = int((board["status"] == TrialStatus.PRUNED).sum())
     best = finished.sort_values("rank").iloc[0].to_dict() if len(finished) else None
     return SweepOutcome(exp, len(board), len(finished), pruned, len(board) - len(finished) - pruned,
                         time.perf_counter() - started, url, best)

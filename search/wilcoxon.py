@@ -52,6 +52,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.spec import WILCOXON_MIN_FITS
 from seqsweep.errors import ConfigError
+from seqsweep.layout import TrialStatus
 
 __all__ = ["StopRate", "WilcoxonScheduler", "look_level", "one_sided_p", "paired_p_value", "simulate_stops",
            "stops"]
@@ -173,7 +174,7 @@ class WilcoxonScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         tid = str(trial.trial_id)
         self._record(tid, result)
-        if self.incumbent is None or tid == self.incumbent[0] or result.get("status") != "running":
+        if self.incumbent is None or tid == self.incumbent[0] or result.get("status") != TrialStatus.RUNNING:
             return TrialScheduler.CONTINUE
         mine, theirs = self.scores.get(tid, {}), self.scores[self.incumbent[0]]
         keys = sorted(set(mine) & set(theirs))
@@ -191,7 +192,7 @@ class WilcoxonScheduler(FIFOScheduler):
         tid = str(trial.trial_id)
         self._record(tid, result or {})
         objective = (result or {}).get("objective")
-        finished = (result or {}).get("status") == "ok" and objective is not None and math.isfinite(objective)
+        finished = (result or {}).get("status") == TrialStatus.OK and objective is not None and math.isfinite(objective)
         self.finished += int(finished)
         if finished and (self.incumbent is None or objective > self.incumbent[1]):
             if self.incumbent is not None:

@@ -1,7 +1,9 @@
 """Classification metrics from class probabilities, computed with scikit-learn.
 
-`METRICS` names the scores once for every room; importing this module does not import
-scikit-learn (the sweep spec reads `METRICS` and should load fast)."""
+`METRICS` (named in `seqsweep.layout` with the other keys a trial reports) are the scores
+of a prediction that every room reports: a fit, a trial's mean / std / min, the sweep's
+objective, an ensemble's out-of-fold and test figures. Importing this module does not
+import scikit-learn (the sweep spec reads `METRICS` and should load fast)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,9 @@ from typing import Any
 import numpy as np
 
 from seqsweep.errors import ConfigError, InputError
+from seqsweep.layout import METRICS
 
 __all__ = ["classification_metrics", "metric_score", "METRICS", "SCALAR_METRICS"]
-
-#: The scores of a prediction that every room reports: a fit, a trial's mean / std / min,
-#: the sweep's objective, an ensemble's out-of-fold and test figures.
-METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 
 SCALAR_METRICS = (*METRICS, "log_loss")
 """The keys of `classification_metrics` whose values are single floats."""

@@ -24,7 +24,7 @@ as its sequential fit but for dropout's random stream; with a scheduler, one see
 at a time, so it still sees results between them.
 
 A fit that raises (a NaN loss, out of GPU memory, a bad config) ends the trial with
-``status="failed"``, its ``error`` and a NaN objective, so Optuna marks it FAIL
+status `TrialStatus.FAILED` (``"failed"``), its ``error`` and a NaN objective, so Optuna marks it FAIL
 (`search.searcher`) and the sweep goes on; such errors are deterministic and are not
 retried. A worker that dies is retried by Ray Tune (`FailureConfig`).
 """
@@ -44,7 +44,7 @@ import numpy as np
 from features.sequences import SequenceSet
 from features.store.node_cache import NodeCacheSource
 from seqsweep.errors import ConfigError
-from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE
+from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE, STATUS, TrialStatus
 from trainables.cv import CVPlan, init_seed, summarize
 from trainables.metrics import METRICS
 
@@ -142,7 +142,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
     family = config.get("model", "?")
 
     def fail(message: str) -> None:
-        tune.report({**_summary(setup, fits, len(plan)), "status": "failed", "error": message,
+        tune.report({**_summary(setup, fits, len(plan)), STATUS: TrialStatus.FAILED, "error": message,
                      "model": family, "objective": float("nan")})
 
     cache: dict[str, Any] | None = None
@@ -199,7 +199,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
                              "inner_size": result.inner_size, "valid_size": len(cv_fit.valid), "file": model_file,
                              "fused": fused})
                 histories.append(result.history)
-                report = {**_summary(setup, fits, len(plan)), "status": "running", "error": "", "model": name,
+                report = {**_summary(setup, fits, len(plan)), STATUS: TrialStatus.RUNNING, "error": "", "model": name,
                           "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
                           "fit_init_seed": starts[cv_fit.seed],
                           **{f"fit_{m}": scalars[m] for m in METRICS},
@@ -207,7 +207,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
                           "fit_best_epoch": scalars["best_epoch"]}
                 if len(fits) < len(plan):
                     tune.report(report)
-        report["status"] = "ok"
+        report[STATUS] = TrialStatus.OK
         np.savez_compressed(os.path.join(tmp, OOF_FILE), proba=oof, y=data.y,
                             clip_ids=np.asarray(data.clip_ids, dtype=str),
                             groups=np.asarray(data.groups, dtype=str),

@@ -56,7 +56,7 @@ def copies(experiment, tmp_path_factory):
     """Copies of the experiment folder taken before `finished` writes into it."""
     root = tmp_path_factory.mktemp("copies")
     made = {}
-    for name in ("cli", "no_oof", "uri"):
+    for name in ("cli", "no_oof", "uri", "old"):
         made[name] = root / name
         shutil.copytree(experiment, made[name])
     return made
@@ -230,6 +230,24 @@ def test_rebuild_from_the_cli_and_clear_errors(copies, tmp_path):
     assert "No ensemble yet: run `seqsweep results ensemble DIR`" in text
     assert (copies["no_oof"] / "report" / "cv_spread.png").exists()
     assert not (copies["no_oof"] / "report" / "confusion_best_member.png").exists()
+
+
+def test_a_board_written_before_it_named_starts_and_checkpoints_still_reports(experiment, copies):
+    """An experiment whose board has no ``start_time`` and ``checkpoint`` (written before
+    the leaderboard held them): results find both in Ray Tune's folders, as they did then."""
+    from results.experiment import load_experiment
+    from results.report import _start_order
+
+    board = pd.read_csv(copies["old"] / "leaderboard.csv", dtype={"trial_id": str})
+    assert board["checkpoint"].notna().all() and board["start_time"].notna().all()
+    board.drop(columns=["start_time", "checkpoint"]).to_csv(copies["old"] / "leaderboard.csv", index=False)
+    new, old = load_experiment(experiment), load_experiment(copies["old"])
+    assert "checkpoint" not in old.board
+    for tid, named in zip(board["trial_id"], board["checkpoint"]):
+        assert old.checkpoint(tid) == f"{old.path}/{named}" and new.checkpoint(tid) == f"{new.path}/{named}"
+        assert abs(old.start_time(tid) - new.start_time(tid)) < 5.0  # Ray's first result less its run time
+    assert _start_order(old) == _start_order(new)
+    assert [m.trial_id for m in old.top_members(2)] == [m.trial_id for m in new.top_members(2)]
 
 
 def test_the_results_room_works_on_a_storage_uri(copies):

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from search.leaderboard import LiveLeaderboard
-from search.ranking import COSTS, CV, FIRST, METRIC_COLUMNS, fold_frame, pareto_front, rank_rows
+from search.ranking import fold_frame, pareto_front, rank_rows
+from seqsweep.layout import COSTS, CV, FIRST, METRIC_COLUMNS, RUN
 from trainables.configs import MODEL_CONFIGS, TrainConfig
 from trainables.registry import get_model_spec, model_names
 
@@ -56,7 +57,7 @@ def _no_nones(config: type) -> Any:
 
 def filled_settings(board: pd.DataFrame) -> dict[str, set[str]]:
     """trial_id -> the setting columns with a value in its row."""
-    settings = [c for c in board.columns if c not in {*FIRST, *METRIC_COLUMNS, *COSTS, *CV, "error"}]
+    settings = [c for c in board.columns if c not in {*FIRST, *METRIC_COLUMNS, *COSTS, *CV, *RUN, "error"}]
     return {str(row["trial_id"]): {c for c in settings if pd.notna(row[c])} for _, row in board.iterrows()}
 
 
@@ -73,12 +74,25 @@ def assert_integers_written_as_integers(csv_text: str) -> None:
 
 
 @dataclass
+class _RunMetadata:
+    start_time: float | None = None
+
+
+@dataclass
+class _Checkpoint:
+    path: str
+
+
+@dataclass
 class _Trial:
     """What `LiveLeaderboard` reads of a Ray Tune trial."""
 
     trial_id: str
     config: dict[str, Any]
     last_result: dict[str, Any] = field(default_factory=dict)
+    run_metadata: _RunMetadata = field(default_factory=_RunMetadata)
+    checkpoint: _Checkpoint | None = None
+    remote_experiment_path: str = "/runs/exp"
 
 
 def _finished(n_fits: int = 2) -> dict[str, Any]:
@@ -120,10 +134,10 @@ def test_columns_come_in_a_stable_order_with_typed_integers():
     assert list(frame.columns[len(FIRST):len(FIRST) + len(METRIC_COLUMNS)]) == METRIC_COLUMNS
     costs_at = len(FIRST) + len(METRIC_COLUMNS)
     assert list(frame.columns[costs_at:costs_at + len(COSTS) + len(CV)]) == COSTS + CV
-    settings = list(frame.columns[costs_at + len(COSTS) + len(CV):-1])
+    settings = list(frame.columns[costs_at + len(COSTS) + len(CV):-1 - len(RUN)])
     # the registry's order: lstm's fields (units by index after their count), then knn's, then training
     assert settings == ["num_layers", "units_0", "units_1", "units_10", "n_neighbors", "knn_metric", "lr", "epochs"]
-    assert frame.columns[-1] == "error"
+    assert list(frame.columns[-1 - len(RUN):]) == [*RUN, "error"]
     assert list(frame["trial_id"]) == ["a", "b", "c"] and frame["rank"].tolist()[:2] == [1, 2]
     for column in ("rank", "num_layers", "units_0", "epochs", "n_neighbors", "n_params", "fits_done"):
         assert str(frame[column].dtype) == "Int64", column
@@ -252,3 +266,20 @@ def test_results_are_written_at_most_every_interval_and_a_trials_end_at_once(tmp
     board.on_trial_complete(0, [], trial)
     assert len(pd.read_csv(tmp_path / "leaderboard_folds.csv")) == 2
     assert pd.read_csv(tmp_path / "leaderboard.csv").loc[0, "status"] == "ok"
+
+
+def test_the_start_and_the_checkpoint_come_from_the_tune_trial(tmp_path):
+    """``start_time`` is Tune's start (the clock's before Tune sets it, kept once written);
+    ``checkpoint`` the last checkpoint folder, relative to the experiment folder."""
+    board = LiveLeaderboard(str(tmp_path), train={}, seeds=1, folds=2, write_every_s=0)
+    trial = _Trial("t1", {"model": "knn", "knn": {"n_neighbors": 3}})
+    board.on_trial_start(0, [], trial)
+    first = board.rows["t1"]["start_time"]
+    assert isinstance(first, float) and math.isnan(pd.read_csv(tmp_path / "leaderboard.csv").loc[0, "checkpoint"])
+    trial.run_metadata.start_time = first + 100.0
+    trial.checkpoint = _Checkpoint("/runs/exp/trial_t1/checkpoint_000000")
+    trial.last_result = _finished()
+    board.on_trial_complete(0, [], trial)
+    written = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert written.loc[0, "start_time"] == first and written.loc[0, "checkpoint"] == "trial_t1/checkpoint_000000"
+    assert list(written.columns[-3:]) == [*RUN, "error"]

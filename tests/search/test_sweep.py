@@ -21,6 +21,7 @@ from features import FeatureStore
 from search.space import SearchSpace, expand_grid, make_searcher
 from search.spec import SweepSpec, load_spec
 from seqsweep.errors import ConfigError, InputError, StoreError
+from seqsweep.layout import TrialStatus
 from tests.search.test_leaderboard import check_real_board
 from trainables.cv import make_plan
 
@@ -196,6 +197,14 @@ def test_tiny_sweep_end_to_end(ray_session, synth_store, tmp_path):
         fits = json.loads((Path(ckpt) / "fits.json").read_text())
         assert len(fits["fits"]) == 2 and len(fits["histories"]) == 2
 
+    # the statuses are TrialStatus's strings; each row names its start and its checkpoint folder
+    board = pd.read_csv(exp / "leaderboard.csv", dtype={"trial_id": str})
+    assert set(board["status"]) <= {s.value for s in TrialStatus}
+    assert board["start_time"].notna().all() and board["start_time"].between(time.time() - 600, time.time()).all()
+    for _, row in board.iterrows():
+        assert row["checkpoint"].startswith(f"trial_{row['trial_id']}/checkpoint_")
+        assert (exp / row["checkpoint"] / "oof.npz").exists()
+
     from search.status import sweep_status
 
     text = sweep_status(str(exp))
@@ -213,7 +222,8 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(ray_session, synth_st
     failed = board[board["model"] == "lstm"]
     ok = board[board["model"] == "knn"]
     assert len(failed) >= 1 and len(ok) >= 1, board[["model", "status"]]
-    assert set(failed["status"]) == {"failed"} and set(ok["status"]) == {"ok"}
+    assert set(failed["status"]) == {TrialStatus.FAILED} and set(ok["status"]) == {TrialStatus.OK}
+    assert failed["checkpoint"].isna().all() and ok["checkpoint"].notna().all()  # a failed trial saves none
     assert failed["error"].str.contains("finite").all(), failed["error"].tolist()
     assert failed["objective"].isna().all() and failed["rank"].isna().all()  # failed trials are not ranked
     assert list(board["model"])[-len(failed):] == ["lstm"] * len(failed)  # and are listed last
