@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from results.ensemble.spec import ResultsSpec
 from search.ranking import read_csv
-from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import FITS_FILE, FOLDS, LEADERBOARD, OOF_FILE, SPEC_FILE
@@ -90,11 +90,11 @@ class Member:
 
 @dataclass
 class Experiment:
-    """A sweep's experiment folder, read: ``spec`` (``sweep.json``, `SweepSpec.load`) and
+    """A sweep's experiment folder, read: ``spec`` (``sweep.json``, `ResultsSpec.load`: every section checked, ``ensemble`` too) and
     ``board`` (``leaderboard.csv``, ranked, ``trial_id`` as text)."""
 
     path: str
-    spec: SweepSpec
+    spec: ResultsSpec
     board: pd.DataFrame
 
     @property
@@ -183,4 +183,4 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         if not storage.exists(needed):
             raise StoreError(needed, "a sweep's experiment folder must hold this file",
                              "missing (is this <storage>/<name> of a sweep that ran?)")
-    return Experiment(path, SweepSpec.load(path), read_csv_ids(board_path))
+    return Experiment(path, ResultsSpec.load(path), read_csv_ids(board_path))

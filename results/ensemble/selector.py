@@ -1,134 +1,34 @@
-"""Ensemble maths: pure numpy functions on class-probability arrays.
+"""Selectors: which of the sweep's trials join an ensemble, with what weights (deephyper's
+``ensemble/selector/``).
 
-Shapes: one member's probabilities are ``(N, C)`` (N clips, C classes, rows sum to 1);
-M members stacked are ``(M, N, C)``. Every combiner returns ``(N, C)`` rows that sum to 1,
-so the ensemble's class is ``argmax`` of its row, like a single model's.
+A selector is handed the pool (every finished trial, best CV rank first) as out-of-fold
+probabilities [shape=(M, N, C)] and the true classes [shape=(N,)] of those rows, and
+returns weights over the M trials [shape=(M,)] (zero = not a member). It does so twice:
 
-* `soft_vote`: the (weighted) mean probability.
-* `max_blend`: per class the largest probability any member gives ("maximum" blending),
-  rows renormalised to sum to 1.
-* `hard_vote`: the fraction of members whose arg-max is each class; ties between classes
-  with as many votes are broken by the mean probability (see its docstring).
-* `greedy_selection`: Caruana et al. (2004) ensemble selection with replacement on the
-  members' out-of-fold probabilities (the whole library of finished trials); its weights
-  go to `soft_vote`. `batch_scores` scores many candidate predictions at once for it.
-* `fit_logloss_weights`: non-negative weights summing to 1 that minimise the out-of-fold
-  log-loss of the weighted mean (softmax-parameterised, L-BFGS).
-* `cross_fit`: an ensemble's honest out-of-fold probabilities: its choices (which of the
-  sweep's trials are members, and the weighted methods' weights) made on k-1 parts of the
-  rows and applied to the held-out part, for every part in turn.
-* `top_k_weights`: the choice of members: equal weights on the k best candidates.
-* `per_group`: rows -> one row per group (the mean probability of its clips), for the
-  per-file figures of segmented feature sets.
+* ``choose``: on some rows only (a part of a cross-fit), from what those rows show;
+* ``deploy``: on every train row, for the ensemble that is deployed; where the choice is a
+  ranking, the ranking by the CV objective (the pool's order).
 
-The out-of-fold probabilities of a member scored with several CV seeds are its
-probabilities averaged over those seeds (`average_seeds`): every train clip is validated
-once per seed, so the mean is one out-of-fold estimate per clip, as a refit member's
-seed-averaged test probabilities are.
+The selectors: `TopK` (the k best, weighed equally; with k = 1 the rank-1 member),
+`Greedy` (Caruana et al. 2004 ensemble selection with replacement over the whole library,
+`greedy_selection`) and `LoglossTopK` (the k best, weights fitted to their out-of-fold
+log-loss, `fit_logloss_weights`); `SELECTORS` names them. `score` and `batch_scores` are
+the figures they choose by.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from search.spec import ENSEMBLE_METHODS
+from results.ensemble.aggregator import stack
 from seqsweep.errors import ConfigError, InputError
 from trainables.metrics import METRICS
 
-__all__ = [
-    "METHODS",
-    "TIE_EPSILON",
-    "average_seeds",
-    "batch_scores",
-    "combine",
-    "cross_fit",
-    "per_group",
-    "top_k_weights",
-    "fit_logloss_weights",
-    "greedy_selection",
-    "hard_vote",
-    "max_blend",
-    "score",
-    "soft_vote",
-]
-
-#: Every ensemble method; ``weighted_logloss`` is built only when the spec's
-#: ``ensemble.fit_weights`` is true.
-METHODS = (*ENSEMBLE_METHODS, "weighted_logloss")
-
-#: `hard_vote` adds this times the mean probability to the vote fractions: less than the
-#: smallest gap between two vote counts (1/M for M < 10**6 members), so it only orders ties.
-TIE_EPSILON = 1e-6
-
-def _stack(probas: np.ndarray | Sequence[np.ndarray], where: str = "probas") -> np.ndarray:
-    arr = np.asarray(probas, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[0] < 1:
-        raise InputError(where, "must be member probabilities of shape (M members, N clips, C classes)",
-                         arr.shape)
-    if not np.isfinite(arr).all():
-        raise InputError(where, "probabilities must be finite", "NaN or inf")
-    return arr
-
-
-def _normalise(rows: np.ndarray) -> np.ndarray:
-    total = rows.sum(axis=1, keepdims=True)
-    return rows / np.where(total > 0, total, 1.0)
-
-
-def _check_weights(weights: np.ndarray | Sequence[float] | None, m: int) -> np.ndarray:
-    if weights is None:
-        return np.full(m, 1.0 / m)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (m,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ConfigError("weights", f"must be {m} finite non-negative numbers with a positive sum",
-                          w.tolist())
-    return w / w.sum()
-
-
-def average_seeds(oof: np.ndarray) -> np.ndarray:
-    """One member's out-of-fold probabilities averaged over its CV seeds.
-
-    ``oof`` float [shape=(n_seeds, N, C)] (a trial's ``oof.npz`` ``proba``) -> float64
-    [shape=(N, C)]. Raises `InputError` if a clip was never validated (NaN).
-    """
-    arr = np.asarray(oof, dtype=np.float64)
-    if arr.ndim != 3:
-        raise InputError("oof.proba", "must have shape (n_seeds, N, C)", arr.shape)
-    if not np.isfinite(arr).all():
-        raise InputError("oof.proba", "every train clip must be validated once per seed", "NaN rows")
-    return _normalise(arr.mean(axis=0))
-
-
-def soft_vote(probas: np.ndarray, *, weights: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
-    """The weighted mean probability [shape=(M, N, C)] -> [shape=(N, C)]; equal weights by default."""
-    arr = _stack(probas)
-    w = _check_weights(weights, arr.shape[0])
-    return _normalise(np.tensordot(w, arr, axes=1))
-
-
-def max_blend(probas: np.ndarray) -> np.ndarray:
-    """Per clip and class, the largest probability any member gives, each row renormalised
-    to sum to 1 [shape=(M, N, C)] -> [shape=(N, C)]."""
-    return _normalise(_stack(probas).max(axis=0))
-
-
-def hard_vote(probas: np.ndarray) -> np.ndarray:
-    """Majority vote of the members' arg-max classes [shape=(M, N, C)] -> [shape=(N, C)].
-
-    Each row holds the fraction of members voting for each class, plus `TIE_EPSILON` times
-    the members' mean probability, renormalised to sum to 1. The epsilon is smaller than
-    one vote, so the arg-max is the class with the most votes and, among classes with as
-    many votes, the one with the highest mean probability (then the lowest index).
-    """
-    arr = _stack(probas)
-    m, _, c = arr.shape
-    votes = np.zeros(arr.shape[1:], dtype=np.float64)
-    labels = arr.argmax(axis=2)  # (M, N)
-    for k in range(m):
-        votes[np.arange(arr.shape[1]), labels[k]] += 1.0
-    return _normalise(votes / m + TIE_EPSILON * arr.mean(axis=0))
+__all__ = ["SELECTORS", "Greedy", "LoglossTopK", "Selector", "TopK", "batch_scores", "fit_logloss_weights",
+           "greedy_selection", "score", "top_k_weights"]
 
 
 def score(y: np.ndarray, proba: np.ndarray, metric: str) -> float:
@@ -138,10 +38,6 @@ def score(y: np.ndarray, proba: np.ndarray, metric: str) -> float:
     if len(y) == 0:
         raise InputError("y", "a score needs at least one clip", 0)
     return float(batch_scores(y, np.asarray(proba).argmax(axis=1)[None], metric)[0])
-
-
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)).mean())
 
 
 def batch_scores(y: np.ndarray, preds: np.ndarray, metric: str) -> np.ndarray:
@@ -200,7 +96,7 @@ def greedy_selection(
     -------
     float64 [shape=(M,)] weights: how many times each member was picked / the ensemble size.
     """
-    arr = _stack(oof_probas, "oof_probas")
+    arr = stack(oof_probas, "oof_probas")
     y = np.asarray(y, dtype=np.int64)
     if y.shape != (arr.shape[1],):
         raise InputError("y", f"must hold one class per clip ({arr.shape[1]})", y.shape)
@@ -232,7 +128,7 @@ def fit_logloss_weights(oof_probas: np.ndarray, y: np.ndarray, *, max_iter: int 
     """
     from scipy.optimize import minimize
 
-    arr = _stack(oof_probas, "oof_probas")
+    arr = stack(oof_probas, "oof_probas")
     y = np.asarray(y, dtype=np.int64)
     picked = arr[:, np.arange(arr.shape[1]), y]  # (M, N): each member's probability of the truth
 
@@ -250,30 +146,10 @@ def fit_logloss_weights(oof_probas: np.ndarray, y: np.ndarray, *, max_iter: int 
     return w / w.sum()
 
 
-def combine(method: str, probas: np.ndarray, *, weights: np.ndarray | Sequence[float] | None = None
-            ) -> np.ndarray:
-    """Apply ensemble ``method`` to member probabilities [shape=(M, N, C)] -> [shape=(N, C)].
-
-    ``soft``, ``max`` and ``vote`` use every member equally; ``weighted`` and
-    ``weighted_logloss`` are a `soft_vote` with the given ``weights``.
-    """
-    if method == "soft":
-        return soft_vote(probas)
-    if method == "max":
-        return max_blend(probas)
-    if method == "vote":
-        return hard_vote(probas)
-    if method in ("weighted", "weighted_logloss"):
-        if weights is None:
-            raise ConfigError(f"method {method!r}", "needs the weights it was fitted with", None)
-        return soft_vote(probas, weights=weights)
-    raise ConfigError("method", f"must be one of {list(METHODS)}", method)
-
-
 def top_k_weights(probas: np.ndarray, y: np.ndarray, *, k: int, metric: str) -> np.ndarray:
     """Equal weights on the ``k`` members whose probabilities score best on these rows (ties
     to the lower index), zero elsewhere [shape=(M, N, C)] -> [shape=(M,)]."""
-    arr = _stack(probas)
+    arr = stack(probas)
     scores = batch_scores(y, arr.argmax(axis=2), metric)
     chosen = np.argsort(-scores, kind="stable")[: max(1, min(k, arr.shape[0]))]
     weights = np.zeros(arr.shape[0])
@@ -281,43 +157,86 @@ def top_k_weights(probas: np.ndarray, y: np.ndarray, *, k: int, metric: str) -> 
     return weights
 
 
-def cross_fit(
-    choose: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    method: str,
-    oof_probas: np.ndarray,
-    y: np.ndarray,
-    parts: Sequence[tuple[np.ndarray, np.ndarray]],
-) -> np.ndarray:
-    """Out-of-fold probabilities of an ensemble whose choices never saw the rows they score
-    [shape=(M, N, C)] -> [shape=(N, C)].
+class Selector(Protocol):
+    """Weights over the pool's M trials [shape=(M,)] from their probabilities [shape=(M, n, C)]
+    on some rows and those rows' classes [shape=(n,)] (see the module)."""
 
-    For each ``(fit_rows, held_rows)`` in ``parts`` (a partition of the N rows),
-    ``choose(oof_probas[:, fit_rows], y[fit_rows])`` returns weights over the M candidates
-    (zero = not a member: the members' choice and, for the weighted methods, their
-    weights), and ``method`` combines the chosen candidates on the ``held_rows``. The
-    deployed ensemble makes the same choices on every row; this estimate is of that
-    procedure, as a CV estimate is of a refit.
-    """
-    arr = _stack(oof_probas, "oof_probas")
-    y = np.asarray(y, dtype=np.int64)
-    out = np.full(arr.shape[1:], np.nan)
-    for fit_rows, held_rows in parts:
-        weights = np.asarray(choose(arr[:, fit_rows], y[fit_rows]), dtype=np.float64)
-        keep = weights > 0
-        out[held_rows] = combine(method, arr[keep][:, held_rows], weights=weights[keep])
-    if np.isnan(out).any():
-        raise InputError("parts", "must hold every row out exactly once", f"{int(np.isnan(out[:, 0]).sum())} rows never held out")
-    return out
+    def choose(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+    def deploy(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray: ...
 
 
-def per_group(y: np.ndarray, proba: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One row per group, in sorted group order: its label (the most common among its clips)
-    and the mean of its clips' probabilities. [shape=(N,), (N, C), (N,)] -> [(G,), (G, C)]."""
-    y = np.asarray(y, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
-    names, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-    sums = np.zeros((len(names), proba.shape[1]))
-    np.add.at(sums, index, proba)
-    votes = np.zeros((len(names), max(int(y.max()) + 1, proba.shape[1]) if len(y) else proba.shape[1]))
-    np.add.at(votes, (index, y), 1)
-    return votes.argmax(axis=1), _normalise(sums)
+def _first(k: int, m: int) -> np.ndarray:
+    """Equal weights on the first ``k`` of ``m`` trials (the top k by CV rank) [shape=(m,)]."""
+    weights = np.zeros(m)
+    weights[:k] = 1.0 / k
+    return weights
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The ``k`` best, weighed equally: on some rows the k that score best there on ``metric``
+    (`top_k_weights`); deployed, the top k by CV rank."""
+
+    k: int
+    metric: str
+
+    def choose(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return top_k_weights(probas, y, k=self.k, metric=self.metric)
+
+    def deploy(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _first(self.k, len(probas))
+
+
+@dataclass(frozen=True)
+class Greedy:
+    """`greedy_selection` on ``metric``, at most ``max_size`` picks, on whatever rows it is given."""
+
+    metric: str
+    max_size: int
+
+    def choose(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return greedy_selection(probas, y, self.metric, max_size=self.max_size)
+
+    def deploy(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.choose(probas, y)
+
+
+@dataclass(frozen=True)
+class LoglossTopK:
+    """The ``k`` best as `TopK` chooses them, weighed by `fit_logloss_weights` on the same rows."""
+
+    k: int
+    metric: str
+
+    def choose(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+        chosen = top_k_weights(probas, y, k=self.k, metric=self.metric)
+        inside = chosen > 0
+        chosen[inside] = fit_logloss_weights(probas[inside], y)
+        return chosen
+
+    def deploy(self, probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+        weights = _first(self.k, len(probas))
+        weights[: self.k] = fit_logloss_weights(probas[: self.k], y)
+        return weights
+
+
+def _rank_one(*, k: int, metric: str, max_size: int) -> Selector:
+    return TopK(1, metric)
+
+
+def _top_k(*, k: int, metric: str, max_size: int) -> Selector:
+    return TopK(k, metric)
+
+
+def _greedy(*, k: int, metric: str, max_size: int) -> Selector:
+    return Greedy(metric, max_size)
+
+
+def _logloss_top_k(*, k: int, metric: str, max_size: int) -> Selector:
+    return LoglossTopK(k, metric)
+
+
+#: selector name -> its maker from the ensemble's settings: ``k`` (``top_k``, at most the
+#: pool's size), the sweep's ``metric`` and greedy's ``max_size``
+SELECTORS = {"rank_one": _rank_one, "top_k": _top_k, "greedy": _greedy, "logloss_top_k": _logloss_top_k}
