@@ -5,6 +5,7 @@ reads a sweep."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,7 +102,7 @@ def test_the_ensemble_section_is_checked_with_the_others():
 def test_results_checks_the_section_it_reads_and_saves_it_whole(tmp_path):
     spec = ResultsSpec.from_dict({**BASE, "storage": str(tmp_path), "ensemble": {"methods": "soft,vote"}},
                                  source="spec.yaml")
-    saved = json.loads(open(spec.save()).read())
+    saved = json.loads(Path(spec.save()).read_text())
     assert saved["ensemble"] == {"top_k": 5, "methods": ["soft", "vote"], "refit": "bag", "fit_weights": False,
                                  "max_size": 25}
     assert list(saved) == [*SweepSpec.model_fields, "source"]  # the layout the search room's spec saves
