@@ -78,14 +78,14 @@ def run_seqsweep(spec_path: Path, *, store: Path, dataset: str, feature_set: str
     """The example's sweep and finishing step; its final choice's figures and wall time."""
     import yaml
 
+    from results.ensemble.spec import ResultsSpec
     from results.pipeline import finish_sweep
-    from search.spec import SweepSpec
     from search.sweep import run_sweep
 
     raw = yaml.safe_load(spec_path.read_text())
     raw.update(store=str(store), storage=str(runs), dataset=dataset, feature_set=feature_set, **overrides)
     raw["resources"] = {**raw.get("resources", {}), "cpus": 1}
-    spec = SweepSpec.from_dict(raw, source=str(spec_path))
+    spec = ResultsSpec.from_dict(raw, source=str(spec_path))
     started = time.perf_counter()
     outcome = run_sweep(spec, verbose=0, echo=lambda *_: None)
     summary = finish_sweep(outcome.experiment_dir, echo=lambda *_: None)

@@ -53,15 +53,15 @@ def run(name: str, work: Path, trials: int, folds: int, seeds: int) -> None:
     import pandas as pd
 
     from features import import_files
+    from results.ensemble.spec import ResultsSpec
     from results.pipeline import finish_sweep
-    from search.spec import SweepSpec
     from search.sweep import run_sweep
 
     data = Path(aeon.__file__).parent / "datasets" / "data" / name
     summary = import_files([data / f"{name}_TRAIN.ts", data / f"{name}_TEST.ts"], store=work / "store",
                            dataset=name.lower())
     print(f"{name}: {summary}")
-    spec = SweepSpec.from_dict(spec_for(name, work / "store", work / "runs", trials, folds, seeds))
+    spec = ResultsSpec.from_dict(spec_for(name, work / "store", work / "runs", trials, folds, seeds))
     started = time.perf_counter()
     outcome = run_sweep(spec, verbose=0, echo=print)
     summary = finish_sweep(outcome.experiment_dir, echo=lambda *_: None)

@@ -55,8 +55,8 @@ def main() -> None:
 
     from features import FeatureStore, import_files
     from features.synth_tokens import write_token_dataset
+    from results.ensemble.spec import load_spec
     from results.pipeline import finish_sweep
-    from search.spec import load_spec
     from search.sweep import run_sweep
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="seqsweep-tokens-"))

@@ -17,6 +17,7 @@ from .deploy import (
 )
 from .ensemble import (
     METHODS as METHODS,
+    REGISTRY as REGISTRY,
     average_seeds as average_seeds,
     combine as combine,
     cross_fit as cross_fit,
@@ -27,6 +28,10 @@ from .ensemble import (
     per_group as per_group,
     score as score,
     soft_vote as soft_vote,
+)
+from .ensemble.spec import (
+    EnsembleSpec as EnsembleSpec,
+    ResultsSpec as ResultsSpec,
 )
 from .experiment import (
     Experiment as Experiment,

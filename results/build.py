@@ -2,7 +2,7 @@
 honest out-of-fold estimate.
 
 Every candidate starts from the sweep's finished trials in rank order (the pool, the
-library):
+library); its selector and aggregator are named in `results.ensemble.methods`:
 
 * ``best_member``: the rank-1 trial by the CV objective, alone;
 * ``soft``, ``max`` and ``vote``: the ``top_k`` best, weighed equally;
@@ -29,23 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from results.ensemble import (
-    METHODS,
-    average_seeds,
-    cross_fit,
-    fit_logloss_weights,
-    greedy_selection,
-    top_k_weights,
-)
+from results.ensemble.aggregator import average_seeds
+from results.ensemble.methods import RANK_ONE, cross_fit, to_build
 from results.experiment import Member
-from search.spec import ENSEMBLE_METHODS
-from seqsweep.errors import ConfigError
 
-__all__ = ["BEST_MEMBER", "Candidate", "EnsembleDef", "build_ensembles", "make_candidates", "parse_methods",
-           "pool_probabilities", "split_rows", "weight_parts"]
-
-#: The candidate that is the rank-1 member alone.
-BEST_MEMBER = "best_member"
+__all__ = ["Candidate", "EnsembleDef", "build_ensembles", "make_candidates", "pool_probabilities", "split_rows",
+           "weight_parts"]
 
 #: (pool probabilities on some rows [shape=(M, n, C)], their classes [shape=(n,)]) -> weights [shape=(M,)]
 Chooser = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -54,7 +43,7 @@ Chooser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class Candidate:
     """One candidate for the final choice: its ``name`` (``best_member`` or an ensemble
-    method), the ``combiner`` of `results.ensemble.combine` that joins its members, how it
+    method), the ``combiner`` of `results.ensemble.methods.combine` that joins its members, how it
     ``choose``s its members and weights from rows of the pool, and the weights it gets on
     every train row (``deployed``, [shape=(M,)], the ranking by the CV objective where the
     choice is a ranking)."""
@@ -79,20 +68,6 @@ class EnsembleDef:
 
     def __post_init__(self) -> None:
         self.combiner = self.combiner or self.method
-
-
-def parse_methods(methods: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """``"soft,max"`` or ``["soft", "max"]`` -> a checked tuple (None stays None)."""
-    if methods is None:
-        return None
-    items = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
-    items = [m for m in items if m]
-    if not items:
-        raise ConfigError("methods", f"must name at least one of {list(ENSEMBLE_METHODS)}", methods)
-    for m in items:
-        if m not in METHODS:
-            raise ConfigError("methods", f"must be among {list(METHODS)}", m)
-    return tuple(dict.fromkeys(items))
 
 
 def split_rows(y: np.ndarray, groups: np.ndarray, *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -125,45 +100,14 @@ def pool_probabilities(pool: Sequence[Member]) -> np.ndarray:
 
 def make_candidates(pool_oof: np.ndarray, y: np.ndarray, methods: Sequence[str], *, top_k: int, metric: str,
                     fit_weights: bool = False, max_size: int = 25) -> list[Candidate]:
-    """``best_member`` and one candidate per method (plus ``weighted_logloss`` with
+    """``best_member`` and one candidate per method (plus the `FIT_WEIGHTS_METHODS` with
     ``fit_weights``) over the pool's out-of-fold probabilities [shape=(M, N, C)], best CV
-    rank first."""
-    m = pool_oof.shape[0]
-    k = min(top_k, m)
-
-    def top(count: int) -> np.ndarray:
-        weights = np.zeros(m)
-        weights[:count] = 1.0 / count
-        return weights
-
-    def greedy(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return greedy_selection(p, t, metric, max_size=max_size)
-
-    def logloss_top_k(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-        chosen = top_k_weights(p, t, k=k, metric=metric)
-        inside = chosen > 0
-        chosen[inside] = fit_logloss_weights(p[inside], t)
-        return chosen
-
-    def equal_top_k(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return top_k_weights(p, t, k=k, metric=metric)
-
-    def rank_one(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return top_k_weights(p, t, k=1, metric=metric)
-
-    out = [Candidate(BEST_MEMBER, "soft", rank_one, top(1))]
-    todo = list(methods) + (["weighted_logloss"] if fit_weights and "weighted_logloss" not in methods else [])
-    for method in todo:
-        if method in ("soft", "max", "vote"):
-            out.append(Candidate(method, method, equal_top_k, top(k)))
-        elif method == "weighted":
-            out.append(Candidate(method, method, greedy, greedy(pool_oof, y)))
-        elif method == "weighted_logloss":
-            deployed = top(k)
-            deployed[:k] = fit_logloss_weights(pool_oof[:k], y)
-            out.append(Candidate(method, method, logloss_top_k, deployed))
-        else:
-            raise ConfigError("methods", f"must be among {list(METHODS)}", method)
+    rank first: each method's selector (`results.ensemble.methods`) chooses its members."""
+    k = min(top_k, pool_oof.shape[0])
+    out = []
+    for method in (RANK_ONE, *to_build(methods, fit_weights=fit_weights)):
+        selector = method.select(k=k, metric=metric, max_size=max_size)
+        out.append(Candidate(method.name, method.combiner, selector.choose, selector.deploy(pool_oof, y)))
     return out
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from results.ensemble import METHODS
-from search.spec import ENSEMBLE_METHODS, REFITS
+from results.ensemble import DEFAULT_METHODS, FIT_WEIGHTS_METHODS, FORMS, REGISTRY
 from seqsweep.errors import SeqsweepError
 
 __all__ = ["results", "predict"]
@@ -14,17 +13,10 @@ __all__ = ["results", "predict"]
 #: the commands check it exists and name what is missing.
 _DIR = click.STRING
 
-#: What each of `results.ensemble.METHODS` does, for ``--help``.
-_METHOD_NOTES = {
-    "soft": "mean probability",
-    "max": "per-class maximum",
-    "vote": "hard majority, ties by mean probability",
-    "weighted": "greedy selection from every finished trial, Caruana 2004",
-    "weighted_logloss": "weights fitted to out-of-fold log-loss",
-}
-_METHODS_HELP = ", ".join(f"{m} ({_METHOD_NOTES[m]})" for m in METHODS)
+#: What each ensemble method does, for ``--help``.
+_METHODS_HELP = ", ".join(f"{name} ({m.note})" for name, m in REGISTRY.items())
 #: the methods built only when asked for (``ensemble.fit_weights``)
-_IF_BUILT = ", ".join(m for m in METHODS if m not in ENSEMBLE_METHODS)
+_IF_BUILT = ", ".join(FIT_WEIGHTS_METHODS)
 
 
 @click.group()
@@ -43,7 +35,7 @@ def results() -> None:
               help=f"Comma-separated among {_METHODS_HELP}. Default: the spec's.")
 @click.option("--fit-weights/--no-fit-weights", default=None,
               help=f"Also build {_IF_BUILT} (default: the spec's ensemble.fit_weights).")
-@click.option("--refit", type=click.Choice(list(REFITS)), default=None,
+@click.option("--refit", type=click.Choice(list(FORMS)), default=None,
               help="How a member is deployed: bag = its CV fold models, averaged (what its out-of-fold "
                    "estimate describes; no training); full = refit on the whole train split with its CV "
                    "seeds. Default: the spec's ensemble.refit, else bag.")
@@ -111,7 +103,7 @@ def leaderboard(directory: str, top: int, show_all: bool, pareto: bool) -> None:
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--method", default=None,
               help=f"Which saved candidate predicts: best_member (the rank-1 trial alone), "
-                   f"{', '.join(ENSEMBLE_METHODS)} (or {_IF_BUILT} if built). Default: the final choice "
+                   f"{', '.join(DEFAULT_METHODS)} (or {_IF_BUILT} if built). Default: the final choice "
                    "(ensembles.csv's final row; the summary names it).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions as CSV here (default: print them).")

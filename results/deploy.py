@@ -1,6 +1,7 @@
 """What an ensemble member is once deployed, and its one scoring on the test split.
 
-A member is deployed in one of two forms (the spec's ``ensemble.refit``):
+A member is deployed in one of two forms (the spec's ``ensemble.refit``, among
+`results.ensemble.FORMS`):
 
 * ``bag`` (the default, as AutoGluon deploys its models): the member *is* the
   ``seeds x folds`` models its trial trained during cross-validation, their probabilities
@@ -42,11 +43,7 @@ from seqsweep.errors import StoreError
 from trainables.metrics import METRICS
 
 __all__ = ["DeployedMember", "TestScores", "bag_member", "refit_member", "save_members", "load_members",
-           "deploy_and_predict", "load_split", "score_test", "score_on_test", "FORMS"]
-
-#: The test-split metrics of ``ensembles.csv`` (``test_<m>``, and ``test_group_<m>``).
-#: How a member is deployed (``ensemble.refit``).
-FORMS = ("bag", "full")
+           "deploy_and_predict", "load_split", "score_test", "score_on_test"]
 
 
 @dataclass

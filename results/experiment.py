@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search.spec import SweepSpec
+from results.ensemble.spec import ResultsSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
 from seqsweep.layout import (
@@ -95,11 +95,11 @@ class Member:
 
 @dataclass
 class Experiment:
-    """A sweep's experiment folder, read: ``spec`` (``sweep.json``, `SweepSpec.load`) and
+    """A sweep's experiment folder, read: ``spec`` (``sweep.json``, `ResultsSpec.load`: every section checked, ``ensemble`` too) and
     ``board`` (``leaderboard.csv``, ranked, ``trial_id`` as text)."""
 
     path: str
-    spec: SweepSpec
+    spec: ResultsSpec
     board: pd.DataFrame
 
     @property
@@ -211,4 +211,4 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         if not storage.exists(needed):
             raise StoreError(needed, "a sweep's experiment folder must hold this file",
                              "missing (is this <storage>/<name> of a sweep that ran?)")
-    return Experiment(path, SweepSpec.load(path), read_leaderboard(path))
+    return Experiment(path, ResultsSpec.load(path), read_leaderboard(path))

@@ -32,21 +32,16 @@ import numpy as np
 from pydantic import ValidationError
 
 from features.store import FeatureStore
-from results.build import (
-    BEST_MEMBER,
-    EnsembleDef,
-    build_ensembles,
-    parse_methods,
-    pool_probabilities,
-    weight_parts,
-)
+from results.build import EnsembleDef, build_ensembles, pool_probabilities, weight_parts
 from results.choice import final_choice
 from results.deploy import TestScores, deploy_and_predict, load_split, score_on_test
+from results.ensemble import BEST_MEMBER, DEFAULT_METHODS, parse_methods
+from results.ensemble.spec import EnsembleSpec, ResultsSpec
 from results.experiment import Experiment, Member, load_experiment
 from results.looks import Looks, command_line, keep_earlier_table, read_looks, record_looks
 from results.report import write_report
 from results.summary import FinishSummary, ensembles_table, look_rows
-from search.spec import ENSEMBLE_METHODS, EnsembleSpec, ResourceSpec, SweepSpec
+from search.spec import ResourceSpec
 from seqsweep import storage
 from seqsweep.checks import config_error
 from seqsweep.errors import StoreError
@@ -57,14 +52,14 @@ __all__ = ["finish_sweep"]
 _FORMAT = 3  # 3: best.final, and each method's combiner (best_member is soft over one member)
 
 
-def _feature_info(spec: SweepSpec) -> dict[str, Any]:
+def _feature_info(spec: ResultsSpec) -> dict[str, Any]:
     manifest = FeatureStore(spec.store).manifest(spec.dataset, spec.feature_set)
     keep = ("kind", "params", "beat_sync", "segment_seconds", "source_type", "dim", "classes", "param_hash",
             "feature_set", "dataset")
     return {k: manifest.get(k) for k in keep}
 
 
-def _check_train(train_ids: np.ndarray, member: Member, spec: SweepSpec) -> None:
+def _check_train(train_ids: np.ndarray, member: Member, spec: ResultsSpec) -> None:
     if list(np.asarray(train_ids, dtype=str)) != list(member.clip_ids):
         raise StoreError(f"{spec.store}/{spec.dataset}/{spec.feature_set}",
                          f"the train split must be the one the sweep ran on (trial {member.trial_id}'s "
@@ -190,7 +185,7 @@ def finish_sweep(
     conf = _ensemble_settings(exp.spec.ensemble, top_k=top_k, max_size=max_size, fit_weights=fit_weights,
                               refit=refit)
     top_k, max_size, fit_weights, form = conf.top_k, conf.max_size, conf.fit_weights, conf.refit
-    chosen = parse_methods(methods) or tuple(conf.methods or ENSEMBLE_METHODS)
+    chosen = parse_methods(methods) or tuple(conf.methods or DEFAULT_METHODS)
 
     pool = exp.top_members(None)  # every finished trial: the library the candidates choose from
     if len(pool) < top_k:

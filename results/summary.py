@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from results.build import BEST_MEMBER, EnsembleDef
+from results.build import EnsembleDef
 from results.choice import FinalChoice
 from results.deploy import TestScores
-from results.ensemble import average_seeds, per_group, score
+from results.ensemble import BEST_MEMBER, average_seeds, per_group, score
 from results.experiment import Member
 from seqsweep.layout import ENSEMBLES_CSV, TEST_LOOKS
 from trainables.metrics import METRICS

@@ -1,7 +1,7 @@
 """The contract every ensemble method keeps, as a pytest base class (Optuna's
 ``optuna/testing/pytest_samplers.py`` does the same for samplers).
 
-A method of `results.ensemble.METHODS` combines member probabilities
+A method of `results.ensemble.METHODS` (`results.ensemble.methods`) combines member probabilities
 [shape=(M, N, C)] into one prediction [shape=(N, C)]. Whatever the method:
 
 * its rows are probabilities: finite, non-negative, summing to 1;
@@ -29,13 +29,10 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from results.ensemble import combine
+from results.ensemble import combine, method_named
 from seqsweep.errors import ConfigError, InputError
 
 __all__ = ["EnsembleMethodContract"]
-
-#: the methods that take weights (``combine(..., weights=...)``)
-WEIGHTED = ("weighted", "weighted_logloss")
 
 
 def random_probas(m: int, n: int, c: int, *, seed: int = 0) -> np.ndarray:
@@ -52,7 +49,8 @@ class EnsembleMethodContract:
 
     @property
     def weighted(self) -> bool:
-        return self.method in WEIGHTED
+        """Whether the method takes weights (``combine(..., weights=...)``)."""
+        return method_named(self.method).weighted
 
     def combine(self, probas: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
         """The method under test: `results.ensemble.combine` (weights only for a weighted method)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -12,6 +13,10 @@ __all__ = ["sweep_group"]
 #: print. The command line passes the results room's ensembles and report; this room never
 #: imports that later room.
 FinishSweep = Callable[..., object]
+#: How ``sweep run`` reads its YAML: ``read(path, **overrides)`` returns the checked spec
+#: (`search.spec.load_spec` by default). The command line passes the results room's reader,
+#: which checks the ``ensemble`` section too, before any trial runs.
+ReadSpec = Callable[..., Any]
 
 
 @click.command()
@@ -32,9 +37,9 @@ def status(directory: str, watch: bool, interval: float) -> None:
         click.echo(sweep_status.sweep_status(directory))
 
 
-def sweep_group(finish: FinishSweep) -> click.Group:
-    """The ``sweep`` command group, whose ``run`` calls ``finish`` at the end (unless
-    ``--no-ensemble``)."""
+def sweep_group(finish: FinishSweep, read_spec: ReadSpec | None = None) -> click.Group:
+    """The ``sweep`` command group, whose ``run`` reads its YAML with ``read_spec`` and calls
+    ``finish`` at the end (unless ``--no-ensemble``)."""
 
     @click.group()
     def sweep() -> None:
@@ -68,8 +73,9 @@ def sweep_group(finish: FinishSweep) -> click.Group:
         from search.spec import load_spec
         from search.sweep import run_sweep
 
-        spec = load_spec(config, store=store, dataset=dataset, feature_set=feature_set,
-                         num_samples=num_samples, storage=storage, name=name)
+        read = read_spec or load_spec
+        spec = read(config, store=store, dataset=dataset, feature_set=feature_set, num_samples=num_samples,
+                    storage=storage, name=name)
         outcome = run_sweep(spec, resume=resume, address=address, dashboard_host=dashboard_host,
                             echo=click.echo)
         click.echo(str(outcome))

@@ -6,7 +6,10 @@ model families are searched and over what ranges (``models``), what each trial g
 (``train``, ``resources``), where results go (``storage``) and how ensembles are built
 (``ensemble``). Each section is a frozen pydantic model whose fields state its rules;
 every error is a `ConfigError` naming the file, the key, the rule and the value found.
-How a model family's ranges are written (``models``) is `search.ranges`' part.
+How a model family's ranges are written (``models``) is `search.ranges`' part. This room
+never reads ``ensemble`` and keeps it as the mapping written: the results room checks it
+(`results.ensemble.spec.ResultsSpec`, this spec with that section typed; the command line
+reads a sweep's YAML as one, before any trial).
 
 The spec saves itself beside the results (`SweepSpec.save`, ``sweep.json``, in the YAML's
 own layout) and `SweepSpec.load` reads it back.
@@ -22,9 +25,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    PlainValidator,
     PrivateAttr,
     ValidationError,
     ValidationInfo,
@@ -47,13 +50,11 @@ __all__ = [
     "SearchSpec",
     "TrainSpec",
     "ResourceSpec",
-    "EnsembleSpec",
     "DataSpec",
     "SweepSpec",
     "load_spec",
     "METRICS",
     "SAMPLERS",
-    "ENSEMBLE_METHODS",
 ]
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
@@ -61,13 +62,9 @@ SCHEDULERS = ("none", "asha", "wilcoxon")
 #: the fewest paired fits the wilcoxon scheduler looks at (`search.wilcoxon`): a one-sided
 #: signed-rank test on 3 pairs cannot reach p below 1/8
 WILCOXON_MIN_FITS = 4
-REFITS = ("bag", "full")
 FUSED = ("auto", True, False)
 OBJECTIVES = ("mean", "mean_minus_std")
 DATA_PATHS = ("auto", "object_store", "node_cache")
-#: the ensembles a spec may ask for (results also builds ``weighted_logloss`` when
-#: ``ensemble.fit_weights`` is true)
-ENSEMBLE_METHODS = ("soft", "max", "vote", "weighted")
 #: the top-level keys a command line may override (and ``num_samples``, in ``search``)
 OVERRIDABLE = ("name", "store", "dataset", "feature_set", "storage")
 
@@ -151,18 +148,17 @@ class ResourceSpec(Section):
         return gpus
 
 
-class EnsembleSpec(Section):
-    top_k: PlainInt = Field(5, ge=1)
-    methods: tuple[one_of(ENSEMBLE_METHODS), ...] = ENSEMBLE_METHODS  # or "soft,max"
-    refit: one_of(REFITS) = "bag"  # bag: deploy each member's CV fold models; full: refit on all train rows
-    fit_weights: Annotated[bool, PlainValidator(bool)] = False
-    #: weighted: at most this many greedy picks (with replacement) from the library of every finished trial
-    max_size: PlainInt = Field(25, ge=1)
+def _a_mapping(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise broken("must be a mapping of keys to values", value)
+    return value
 
-    @field_validator("methods", mode="before")
-    @classmethod
-    def _comma_separated(cls, methods: Any) -> Any:
-        return [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
+
+#: ``ensemble``: checked by the results room (`results.ensemble.spec.EnsembleSpec`); here
+#: only a mapping (an absent or empty one is ``{}``), kept as written
+Unchecked = Annotated[dict[str, Any], BeforeValidator(_a_mapping)]
 
 
 class DataSpec(Section):
@@ -194,7 +190,7 @@ class SweepSpec(Section):
     resources: ResourceSpec = ResourceSpec()
     data: DataSpec = DataSpec()
     storage: str = "runs"
-    ensemble: EnsembleSpec = EnsembleSpec()
+    ensemble: Unchecked = Field(default_factory=dict)
     _source: str = PrivateAttr("<dict>")
 
     @field_validator("name", "store", "dataset", "feature_set", "storage", mode="before")
@@ -327,8 +323,9 @@ def _before_save(data: dict[str, Any], *, storage: str) -> dict[str, Any]:
     return data
 
 
-def load_spec(path: str | os.PathLike, **overrides: Any) -> SweepSpec:
-    """Read a sweep YAML with `yaml.safe_load` and check it (see `SweepSpec.from_dict`)."""
+def load_spec(path: str | os.PathLike, *, spec_type: type[SweepSpec] = SweepSpec, **overrides: Any) -> SweepSpec:
+    """Read a sweep YAML with `yaml.safe_load` and check it as a ``spec_type`` (see
+    `SweepSpec.from_dict`; `results.ensemble.spec.ResultsSpec` checks ``ensemble`` too)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -338,4 +335,4 @@ def load_spec(path: str | os.PathLike, **overrides: Any) -> SweepSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), "must be valid YAML", str(exc).replace("\n", " ")) from None
-    return SweepSpec.from_dict(data, source=str(path), **overrides)
+    return spec_type.from_dict(data, source=str(path), **overrides)

@@ -3,7 +3,8 @@
 A group is imported when its name is typed (like Ray Tune's search-algorithm registry,
 a name mapped to an import function), so ``seqsweep --help`` answers at once. This is the
 one module that puts the rooms together: it may import every room, and it hands the
-sweep group the results room's finishing step, which the search room never imports.
+sweep group the results room's spec reader (which checks the ``ensemble`` section) and
+finishing step, which the search room never imports.
 
 The project's errors become exit messages here, once: a command raises `SeqsweepError`
 and the root prints ``Error: <where>: <rule> (got <value>)`` and exits with status 1.
@@ -12,6 +13,7 @@ and the root prints ``Error: <where>: <rule> (got <value>)`` and exits with stat
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -25,6 +27,14 @@ def _finish_sweep(experiment_dir: str, *, echo: Callable[[str], None]) -> object
     from results.pipeline import finish_sweep
 
     return finish_sweep(experiment_dir, echo=echo)
+
+
+def _read_spec(path: str, **overrides: Any) -> object:
+    """What `seqsweep sweep run` reads: the spec with every section checked, the results
+    room's ``ensemble`` included, before any trial runs."""
+    from results.ensemble.spec import load_spec
+
+    return load_spec(path, **overrides)
 
 
 def _import_demo() -> click.Command:
@@ -42,7 +52,7 @@ def _import_features() -> click.Command:
 def _import_sweep() -> click.Command:
     from search.commands import sweep_group
 
-    return sweep_group(finish=_finish_sweep)
+    return sweep_group(finish=_finish_sweep, read_spec=_read_spec)
 
 
 def _import_results() -> click.Command:

@@ -65,10 +65,10 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
     """Run the demo into ``out``; return the paths of what it wrote."""
     from features import FeatureSpec, extract_audio
     from features.synth import write_dataset
+    from results.ensemble.spec import ResultsSpec
     from results.leaderboard import format_leaderboard, load_leaderboard
     from results.pipeline import finish_sweep
     from results.report import write_report
-    from search.spec import SweepSpec
     from search.sweep import run_sweep
 
     started = time.perf_counter()
@@ -78,7 +78,7 @@ def run_demo(out: Path, *, classes: int = 5, clips: int = 48, seconds: float = 3
         phases[phase] = time.perf_counter() - started - sum(phases.values())
 
     out = out.absolute()
-    spec = SweepSpec.from_dict(demo_spec(out, trials=trials), source="seqsweep demo")
+    spec = ResultsSpec.from_dict(demo_spec(out, trials=trials), source="seqsweep demo")
     if os.path.exists(spec.experiment_path):
         raise SeqsweepError(str(out), "the demo writes into a new folder (or pass --out)", "it already holds runs/demo")
 
