@@ -89,7 +89,7 @@ def test_a_spec_with_two_mistakes_names_both(tmp_path):
 
 def test_a_python_callers_ensemble_overrides_are_checked_by_the_spec_fields():
     from results.pipeline import _ensemble_settings
-    from search.spec import EnsembleSpec
+    from results.ensemble.spec import EnsembleSpec
 
     conf = EnsembleSpec()
     assert _ensemble_settings(conf, top_k=None, refit=None) is conf

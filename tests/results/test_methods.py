@@ -31,7 +31,7 @@ from seqsweep.errors import ConfigError
 from tests.search.test_sweep import BASE
 
 #: what the door says of an unknown method in ``spec.yaml``
-UNKNOWN = "spec.yaml: ensemble.methods: must be one of ['soft', 'max', 'vote', 'weighted'] (got median)"
+UNKNOWN = "spec.yaml: ensemble.methods[1]: must be one of ['soft', 'max', 'vote', 'weighted'] (got median)"
 
 
 @pytest.mark.parametrize("method", [*REGISTRY.values(), RANK_ONE], ids=lambda m: m.name)
@@ -84,14 +84,15 @@ def test_an_unknown_method_is_refused_at_the_door(tmp_path, monkeypatch):
     assert res.exit_code == 1 and f"Error: {UNKNOWN}" in res.output, res.output
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**BASE, "ensemble": {"refit": "half", "top_k": 0}}))
     res = CliRunner().invoke(main, ["sweep", "run", "spec.yaml"])
-    assert res.exit_code == 1 and "spec.yaml: ensemble.top_k: must be >= 1 (got 0)" in res.output, res.output
+    assert res.exit_code == 1 and "spec.yaml: ensemble.top_k: Input should be greater than or equal to 1 (got 0)" in res.output, res.output
 
 
 def test_the_ensemble_section_is_checked_with_the_others():
-    """One validation: the sections' report order is kept (``ensemble`` before ``name``)."""
+    """One validation: a broken ``ensemble`` and a broken ``name`` are both reported, one per line."""
     with pytest.raises(ConfigError) as caught:
         ResultsSpec.from_dict({**BASE, "name": "", "ensemble": {"methods": "soft, median"}}, source="spec.yaml")
-    assert str(caught.value) == UNKNOWN
+    lines = str(caught.value).splitlines()
+    assert UNKNOWN in lines and any(line.startswith("spec.yaml: name: ") for line in lines), lines
     with pytest.raises(ConfigError, match=r"spec.yaml: ensemble: must be a mapping of keys to values \(got 3\)"):
         SweepSpec.from_dict({**BASE, "ensemble": 3}, source="spec.yaml")
     with pytest.raises(ConfigError, match=r"spec.yaml: ensemble.size: is not a known key; allowed: \['top_k'"):
