@@ -3,9 +3,9 @@ initialisation.
 
 For seed ``s`` (``search.seed + s``), `features.splits.group_split` (scikit-learn's
 `StratifiedGroupKFold` with ``shuffle=True, random_state=s``) cuts the train split into
-``folds`` folds: stratified by label, and a group (the track a segment came from) never straddles two folds. The plan
-is made once on the driver and shipped to every trial with the data, so every trial is
-scored on the same folds and trials compare fold by fold.
+``folds`` folds: stratified by label, and a group (the track a segment came from) never
+straddles two folds. The plan is made once on the driver and shipped to every trial with
+the data, so every trial is scored on the same folds and trials compare fold by fold.
 
 What a fit starts from (its weight initialisation, batch order, dropout stream and inner
 early-stopping split) is the trial's own: `init_seed` hashes the trial's identity (its Ray
