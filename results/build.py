@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.splits import group_split
 from results.ensemble.aggregator import average_seeds
 from results.ensemble.methods import RANK_ONE, cross_fit, to_build
 from results.experiment import Member
 
-__all__ = ["Candidate", "EnsembleDef", "build_ensembles", "make_candidates", "pool_probabilities", "split_rows",
-           "weight_parts"]
+__all__ = ["Candidate", "EnsembleDef", "build_ensembles", "make_candidates", "pool_probabilities", "weight_parts"]
 
 #: (pool probabilities on some rows [shape=(M, n, C)], their classes [shape=(n,)]) -> weights [shape=(M,)]
 Chooser = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -70,27 +70,13 @@ class EnsembleDef:
         self.combiner = self.combiner or self.method
 
 
-def split_rows(y: np.ndarray, groups: np.ndarray, *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``folds`` stratified, group-aware parts of rows with classes ``y`` and ``groups``
-    [shape=(n,)] (scikit-learn's `StratifiedGroupKFold`, seeded; fewer parts when there are
-    fewer groups, at least 2): (fit rows, held rows) pairs of positions into ``y``."""
-    import warnings
-
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    n_groups = len(set(np.asarray(groups).tolist()))
-    splits = max(2, min(folds, n_groups))
-    # one row per group: the plain stratified split is the same rule, without the group search's cost
-    splitter = (StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed) if n_groups == len(y) else
-                StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the "least populated class" warning
-        return [(a.astype(np.int64), b.astype(np.int64)) for a, b in splitter.split(np.zeros(len(y)), y, groups)]
 
 
 def weight_parts(members: Sequence[Member], *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The parts over which every candidate is cross-fitted: `split_rows` of the train rows."""
-    return split_rows(members[0].y, members[0].groups, folds=folds, seed=seed)
+    """The parts over which every candidate is cross-fitted: ``folds`` stratified, group-aware
+    (fit rows, held rows) pairs of the train rows (`features.splits.group_split`; fewer parts
+    when there are fewer groups, at least 2)."""
+    return group_split(members[0].y, members[0].groups, folds=folds, seed=seed, kfold_when_ungrouped=True)
 
 
 def pool_probabilities(pool: Sequence[Member]) -> np.ndarray:

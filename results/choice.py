@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from results.build import Candidate, EnsembleDef, split_rows
+from features.splits import group_split
+from results.build import Candidate, EnsembleDef
 from results.ensemble import combine, cross_fit, per_group, score
 from seqsweep.errors import InputError
 
@@ -91,7 +92,8 @@ def final_choice(
     out = np.full(pool_oof.shape[1:], np.nan)
     per_part = []
     for fit_rows, held_rows in parts:
-        inner = split_rows(y[fit_rows], split_groups[fit_rows], folds=len(parts), seed=seed)
+        inner = group_split(y[fit_rows], split_groups[fit_rows], folds=len(parts), seed=seed,
+                            kfold_when_ungrouped=True)
         fit_pool, fit_y = pool_oof[:, fit_rows], y[fit_rows]
         inner_figures = [figure(fit_y, cross_fit(c.choose, c.combiner, fit_pool, fit_y, inner), metric,
                                 groups_of(fit_rows)) for c in candidates]

@@ -1,11 +1,11 @@
 """Repeated-seed cross-validation: the same folds for every trial, each trial's own
 initialisation.
 
-For seed ``s`` (``search.seed + s``), scikit-learn's `StratifiedGroupKFold` with
-``shuffle=True, random_state=s`` cuts the train split into ``folds`` folds: stratified by
-label, and a group (the track a segment came from) never straddles two folds. The plan
-is made once on the driver and shipped to every trial with the data, so every trial is
-scored on the same folds and trials compare fold by fold.
+For seed ``s`` (``search.seed + s``), `features.splits.group_split` (scikit-learn's
+`StratifiedGroupKFold` with ``shuffle=True, random_state=s``) cuts the train split into
+``folds`` folds: stratified by label, and a group (the track a segment came from) never
+straddles two folds. The plan is made once on the driver and shipped to every trial with
+the data, so every trial is scored on the same folds and trials compare fold by fold.
 
 What a fit starts from (its weight initialisation, batch order, dropout stream and inner
 early-stopping split) is the trial's own: `init_seed` hashes the trial's identity (its Ray
@@ -15,13 +15,12 @@ configuration make their own mistakes, and an ensemble of them has something to 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from features.sequences import SequenceIndex, SequenceSet
+from features.splits import group_split
 
 __all__ = ["CVFit", "CVPlan", "init_seed", "make_plan", "summarize", "plan_fingerprint", "fingerprint_changes"]
 
@@ -59,11 +58,8 @@ def make_plan(data: SequenceSet | SequenceIndex, *, folds: int, seeds: int, base
     fits = []
     seed_values = tuple(base_seed + s for s in range(seeds))
     for s_index, seed in enumerate(seed_values):
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class" (checked above)
-            for k, (tr, va) in enumerate(splitter.split(np.zeros(len(data)), data.y, data.groups)):
-                fits.append(CVFit(seed, s_index, k, tr.astype(np.int64), va.astype(np.int64)))
+        for k, (tr, va) in enumerate(group_split(data.y, data.groups, folds=folds, seed=seed)):
+            fits.append(CVFit(seed, s_index, k, tr, va))
     return CVPlan(tuple(fits), folds, seed_values, len(data))
 
 

@@ -5,19 +5,17 @@ stopping keeps (and the epoch count a full refit later trains for) is chosen on 
 carved from the *training* fold: stratified by label and group-aware (the segments of
 one track stay on one side), drawn from the fit's own seed.
 
-scikit-learn's `StratifiedGroupKFold` makes the cut (its first fold of
-``round(1 / fraction)`` is the inner validation slice). One rule is added on top: a class
+`features.splits.group_split` makes the cut (the first of its ``round(1 / fraction)``
+folds, scikit-learn's `StratifiedGroupKFold`, is the inner validation slice). One rule is added on top: a class
 whose training-fold rows would all land in the inner slice keeps them for training, so
 the model always sees every class it is scored on.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
+from features.splits import group_split
 from seqsweep.errors import InputError
 
 __all__ = ["inner_split"]
@@ -49,11 +47,8 @@ def inner_split(
     if n_groups < 2:
         raise InputError("train (early stopping)", "the inner early-stopping split needs at least 2 groups "
                          "in the training fold", n_groups)
-    n_splits = int(min(max(2, round(1.0 / fraction)), n_groups))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class": handled below
-        fit_rows, stop_rows = next(splitter.split(np.zeros(len(y)), y, groups))
+    # a class too small for every fold ("least populated class") is handled below
+    fit_rows, stop_rows = group_split(y, groups, folds=round(1.0 / fraction), seed=seed)[0]
     # a class with no rows left to train on keeps all of its rows for training
     missing = np.setdiff1d(np.unique(y), np.unique(y[fit_rows]))
     if missing.size:
