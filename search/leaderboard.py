@@ -13,8 +13,7 @@ Two CSVs in the experiment folder, readable by pandas with no post-processing:
 `LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files after
 every result, from rows it keeps in memory (and reloads on ``--resume``); the table's
 columns and ranking are `search.ranking`'s.
-Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials
-that the DESIGN's leaderboard contract describes.
+Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials.
 """
 
 from __future__ import annotations
