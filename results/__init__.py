@@ -3,7 +3,7 @@ trials (refit and scored once on the held-out test split), the report, and predi
 new audio.
 
 The last room: it imports `features`, `trainables` and `search`; none of them imports it
-(``seqsweep sweep run`` calls `finish_sweep` by its dotted name). The public face::
+(the roof, `seqsweep.cli`, hands `finish_sweep` to ``seqsweep sweep run``). The public face::
 
     from results import finish_sweep, predict, load_leaderboard, format_leaderboard
 

@@ -11,11 +11,10 @@ Two CSVs in the experiment folder, readable by pandas with no post-processing:
 * ``leaderboard_folds.csv``: one row per (trial, seed, fold), with every ``fit_<key>`` the
   trial reports for that fit as column ``<key>``.
 
-`LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files after
-every result, from rows it keeps in memory (and reloads on ``--resume``); the table's
+`LiveLeaderboard` is a Ray Tune callback on the driver; it rewrites both files as
+results come (at most once a second between a trial's ends), from rows it keeps in memory (and reloads on ``--resume``); the table's
 columns, reader and writer are `seqsweep.layout`'s, its ranking `search.ranking`'s.
-Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials
-that the DESIGN's leaderboard contract describes.
+Ray Tune writes its own ``progress.csv`` per trial; this is the one table across trials.
 """
 
 from __future__ import annotations

@@ -159,19 +159,34 @@ def check_precision(spec: SweepSpec) -> None:
         raise problem
 
 
+#: The version of ``plan.json``. 2: trainables regrouped into subpackages (issue 25); Tune's
+#: saved state of an older sweep names trainables' modules as they were, so it cannot resume.
+PLAN_FORMAT = 2
+
+
 def _check_plan(spec: SweepSpec, fingerprint: dict[str, Any], *, resume: bool) -> None:
-    """Write the fold plan's fingerprint for a new sweep; on ``--resume`` refuse to go on
-    when the store or the spec no longer give the folds the sweep began with."""
+    """Write the fold plan's fingerprint (with its `PLAN_FORMAT`) for a new sweep; on
+    ``--resume`` refuse a sweep saved in an older format, or when the store or the spec no
+    longer give the folds the sweep began with."""
     path = f"{spec.experiment_path}/{PLAN_FILE}"
     if resume:
         saved = read_bytes(path)
         if saved is not None:
-            changes = fingerprint_changes(json.loads(saved), fingerprint)
+            before = json.loads(saved)
+            if before.get("format") != PLAN_FORMAT:
+                raise ConfigError(
+                    f"--resume of {spec.experiment_path}",
+                    f"needs a sweep saved in plan format {PLAN_FORMAT}: this one was saved before trainables "
+                    "was regrouped (issue 25), and Tune's saved state names modules that moved, so it cannot "
+                    "resume; start a new sweep (--name); the finished trials' results in the old folder stay "
+                    "readable by `seqsweep results`",
+                    f"{PLAN_FILE} format {before.get('format')!r}")
+            changes = fingerprint_changes(before, fingerprint)
             if changes:
                 raise ConfigError("--resume", "must score new trials on the folds the sweep began with; start a "
                                   "new sweep (--name) instead", "; ".join(changes))
             return
-    write_bytes_atomic(json.dumps(fingerprint, indent=2).encode(), path)
+    write_bytes_atomic(json.dumps({"format": PLAN_FORMAT, **fingerprint}, indent=2).encode(), path)
 
 
 def _reporter(spec: SweepSpec):

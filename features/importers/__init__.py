@@ -1,6 +1,6 @@
 """Readers of non-audio sources into plain records, the way audio clips become frames.
 
-Three sources land in the same store as audio (see DESIGN.md, "Feature sets"):
+Three sources land in the same store as audio, each as a feature set (`features.store`):
 
 * `read_pickle` (`.pickled`): a pickled list of ``(sequence, label)`` pairs whose
   sequences carry padding markers at either end (chord-sequence data);

@@ -11,11 +11,12 @@ import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from features.rows import ItemError, SourceRows
@@ -30,10 +31,26 @@ from features.store.schema import (
 from seqsweep import storage
 from seqsweep.errors import StoreError
 
-if TYPE_CHECKING:  # the store imports this module to open writers
-    from features.store.reader import FeatureStore
 
-__all__ = ["FeatureSetWriter"]
+class StoreFiles(Protocol):
+    """What a writer needs of its store (`features.store.reader.FeatureStore` is one).
+
+    Stated here rather than imported, because the store imports this module to open
+    writers.
+    """
+
+    fs: pafs.FileSystem
+
+    def path(self, *parts: str) -> str: ...
+    def has(self, dataset: str, feature_set: str) -> bool: ...
+    def manifest(self, dataset: str, feature_set: str) -> dict[str, Any]: ...
+    def read_rows(self, dataset: str, feature_set: str, *, columns: list[str] | None = None,
+                  filter: pc.Expression | None = None) -> pa.Table: ...
+    def write_atomic(self, path: str, data: bytes) -> None: ...
+    def write_table_atomic(self, path: str, table: pa.Table) -> None: ...
+
+
+__all__ = ["FeatureSetWriter", "StoreFiles"]
 
 
 class FeatureSetWriter:
@@ -52,7 +69,7 @@ class FeatureSetWriter:
     #: buffered float32 values that trigger a commit (~64 MB)
     COMMIT_VALUES = 16_000_000
 
-    def __init__(self, store: FeatureStore, dataset: str, feature_set: str, *, info: dict[str, Any], dim: int):
+    def __init__(self, store: StoreFiles, dataset: str, feature_set: str, *, info: dict[str, Any], dim: int):
         self.store, self.dataset, self.feature_set, self.dim = store, dataset, feature_set, int(dim)
         self.info = dict(info)
         self._dir = store.path(dataset, feature_set)
@@ -81,7 +98,7 @@ class FeatureSetWriter:
     def _remove_orphans(self) -> None:
         """Delete part files and temporaries no manifest lists (left by a killed writer)."""
         listed = set(self.manifest["parts"])
-        for info in self.store._listdir(self._dir):
+        for info in self.store.fs.get_file_info(pafs.FileSelector(self._dir, allow_not_found=True)):
             name = info.base_name
             if (name.startswith("part-") and name not in listed) or storage.TEMPORARY in name:
                 self.store.fs.delete_file(info.path)
