@@ -22,11 +22,11 @@ Sizes (the data and the models a trial of each example trains):
   families at the registry defaults, batch 32, except inception_time: 3 modules of 4 x 16
   filters, kernels 20/10/5, bottleneck 16 (the paper's network is 15x that work a step).
 
-Each case trains the 10 fits of `trainables.cv.make_plan` (5 folds x 2 seeds) twice, with
+Each case trains the 10 fits of `trainables.trial.folds.make_plan` (5 folds x 2 seeds) twice, with
 the trial's CPU share (``--threads``, default 1, as ``resources.cpus: 1``): fused
-(`trainables.fused.fit_many`) and sequential (`trainables.fit` in a loop, as the trial
+(`trainables.fused.many.fit_many`) and sequential (`trainables.fit` in a loop, as the trial
 does today), after one untimed warm-up epoch of each. Printed: the forward MFLOP of one
-replica's training step (what ``auto`` decides on, `trainables.fused.step_flops`), fits per
+replica's training step (what ``auto`` decides on, `trainables.fused.many.step_flops`), fits per
 second of each path and their ratio, the mean validation accuracy of each (a sanity check,
 not a comparison: 5 epochs), ``auto``'s choice, and the ratio of the process's CPU seconds
 (``time.process_time``: with one torch thread, the work done, which a busy shared machine
@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.sequences import SequenceSet  # noqa: E402
 from trainables import fit  # noqa: E402
-from trainables.cv import make_plan  # noqa: E402
-from trainables.fused import fit_many, step_flops, use_fused  # noqa: E402
+from trainables.fused.many import fit_many, step_flops, use_fused  # noqa: E402
+from trainables.trial.folds import make_plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("lstm", "cnn", "cnn1d", "wavenet", "inception_time")

@@ -221,7 +221,7 @@ def check_paths(store: Path, device: str, args: argparse.Namespace) -> PathCheck
 
     from features import FeatureStore
     from trainables import LSTMConfig, fit
-    from trainables.lstm import LSTMClassifier
+    from trainables.networks.lstm import LSTMClassifier
 
     data = FeatureStore(store).load(DATASET, FEATURE_SET, split="train", padded=True)
     index = np.arange(len(data))

@@ -5,7 +5,7 @@
 
 The synthetic genre audio (`features.synth`, seeded) is written and extracted as mfcc27
 (T = 130 frames of 27 values for 3 s clips) into a temporary store. On its train split,
-each model is fitted on the same ``folds x seeds`` CV plan (`trainables.cv.make_plan`);
+each model is fitted on the same ``folds x seeds`` CV plan (`trainables.trial.folds.make_plan`);
 printed per model: the out-of-fold balanced accuracy (mean and std over the fits, each fit
 scored on its own validation fold), and the test split's balanced accuracy of the bag of
 the fold models (their probabilities averaged: what a sweep deploys), scored once. The
@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainables import classification_metrics, fit  # noqa: E402
-from trainables.cv import make_plan  # noqa: E402
+from trainables.trial.folds import make_plan  # noqa: E402
 
 #: name shown -> (family, model config); all share `TRAIN`. cnn1d as in tests/trainables/test_models.py.
 MODELS: dict[str, tuple[str, dict]] = {

@@ -44,7 +44,7 @@ PEERS = ("MiniRocketClassifier", "MultiRocketHydraClassifier")
 def equal_length(data, longest: int) -> np.ndarray:
     """A `SequenceSet` as aeon's input, float32 [shape=(N, D, longest)]: each sequence repeats
     its last frame up to ``longest`` steps."""
-    from trainables.rocket_parts import to_length
+    from trainables.classic._rocket_parts import to_length
 
     return np.stack([to_length(s, longest, mode="pad").T for s in data.to_ragged().x])
 
@@ -53,7 +53,7 @@ def run_peers(train, test, *, metric: str, seeds: int, cpus: int) -> list[dict]:
     """aeon's classifiers on the whole train split, one test score per seed."""
     from aeon.classification import convolution_based
 
-    from trainables.metrics import metric_score
+    from trainables.training.metrics import metric_score
 
     longest = max(int(train.lengths.max()), int(test.lengths.max()))
     x_train, x_test = equal_length(train, longest), equal_length(test, longest)

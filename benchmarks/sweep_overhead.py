@@ -52,7 +52,7 @@ def plain_loop(store: Path, spec, configs: list[dict], folds: int, seeds: int) -
     from features import FeatureStore
     from search.space import SearchSpace
     from trainables import fit, split_flat_config
-    from trainables.cv import make_plan
+    from trainables.trial.folds import make_plan
 
     started = time.perf_counter()
     data = FeatureStore(store).load("bench", "mfcc27", split="train", padded=True)

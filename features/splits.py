@@ -1,8 +1,8 @@
 """Group-aware stratified splitting, written once, and the held-out test split made with it.
 
 `group_split` is the one place rows are split by group and stratified by label: the test
-split (`assign_test_split`), the cross-validation folds (`trainables.cv`), the inner
-early-stopping split (`trainables.inner`) and the ensemble's cross-fit (`results.build`,
+split (`assign_test_split`), the cross-validation folds (`trainables.trial.folds`), the inner
+early-stopping split (`trainables.training.inner`) and the ensemble's cross-fit (`results.build`,
 `results.choice`) all call it.
 
 The test split is a property of a group, never of a row: `named_splits` reads what the

@@ -19,7 +19,7 @@ and each ensemble is scored there exactly once. For a segmented feature set (sev
 group, e.g. 3 s segments of one track) the metrics are computed per clip and per group
 (the group's clips' mean probability): the per-group figure is what ``predict`` answers.
 
-Saved files (``<experiment>/ensemble/``) are never pickles (`trainables.saved`):
+Saved files (``<experiment>/ensemble/``) are never pickles (`trainables.training.saved`):
 ``<trial_id>_seed<s>_fold<k>.pt|.npz`` for a bag, ``<trial_id>_seed<s>.pt|.npz`` for a
 full refit.
 """
@@ -40,7 +40,7 @@ from results.experiment import Member
 from search.spec import SweepSpec
 from seqsweep import storage
 from seqsweep.errors import StoreError
-from trainables.metrics import METRICS
+from trainables.training.metrics import METRICS
 
 __all__ = ["DeployedMember", "TestScores", "bag_member", "refit_member", "save_members", "load_members",
            "deploy_and_predict", "load_split", "score_test", "score_on_test"]
@@ -79,7 +79,7 @@ class DeployedMember:
 
 def bag_member(member: Member) -> DeployedMember:
     """The member's CV fold models, read from its trial's checkpoint (``fold_models/``)."""
-    from trainables.saved import weights_from_bytes
+    from trainables.training.saved import weights_from_bytes
 
     if not member.fits or any("file" not in f for f in member.fits):
         raise StoreError(member.checkpoint, "a bagged member needs its fold models (fits.json 'file' entries); "
@@ -136,7 +136,7 @@ def refit_member(member: Member, train: SequenceSet, *, seeds: Sequence[int] | N
 def save_members(members: Sequence[DeployedMember], folder: str) -> list[dict[str, Any]]:
     """Write each member's weights into ``folder`` (a local path or URI; atomically, file by
     file); returns the entries `load_members` needs (for ``ensemble.json``)."""
-    from trainables.saved import weights_to_bytes
+    from trainables.training.saved import weights_to_bytes
 
     entries = []
     for m in members:
@@ -151,7 +151,7 @@ def save_members(members: Sequence[DeployedMember], folder: str) -> list[dict[st
 
 def load_members(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[DeployedMember]:
     """The members `save_members` wrote into ``folder``; nothing is unpickled."""
-    from trainables.saved import weights_from_bytes
+    from trainables.training.saved import weights_from_bytes
 
     out = []
     for e in entries:
@@ -173,7 +173,7 @@ def load_members(folder: str, entries: Sequence[Mapping[str, Any]]) -> list[Depl
 def load_split(spec: SweepSpec, split: str) -> SequenceSet:
     """The sweep's ``train`` or ``test`` split straight from its store (never a sweep driver's
     copy), ragged: its frames are views of the store's buffers, padded one batch at a time
-    when a model reads them (`trainables.padded`), so a split of any size is read once."""
+    when a model reads them (`trainables.training.padded`), so a split of any size is read once."""
     return FeatureStore(spec.store).load(spec.dataset, spec.feature_set, split=split)
 
 

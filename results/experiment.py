@@ -82,7 +82,7 @@ class Member:
 
     @property
     def init_seeds(self) -> list[int]:
-        """The seeds its fits started from, one per CV seed in plan order (`trainables.cv.init_seed`;
+        """The seeds its fits started from, one per CV seed in plan order (`trainables.trial.folds.init_seed`;
         a trial saved before trials had their own seeds started from the plan seeds)."""
         starts = {int(f["seed"]): int(f.get("init_seed", f["seed"])) for f in self.fits}
         return [starts[s] for s in sorted(starts)]

@@ -12,7 +12,7 @@ A file that cannot be read or decoded (or is silent, or too short) gets a row wi
 
 The saved members are loaded from the experiment folder without unpickling anything: torch
 state_dicts with ``weights_only=True`` and the scikit-learn baselines rebuilt from plain
-arrays (see `trainables.saved`).
+arrays (see `trainables.training.saved`).
 """
 
 from __future__ import annotations

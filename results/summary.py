@@ -23,7 +23,7 @@ from results.deploy import TestScores
 from results.ensemble import BEST_MEMBER, average_seeds, per_group, score
 from results.experiment import Member
 from seqsweep.layout import ENSEMBLES_CSV, TEST_LOOKS
-from trainables.metrics import METRICS
+from trainables.training.metrics import METRICS
 
 __all__ = ["FinishSummary", "ensembles_table", "look_rows"]
 

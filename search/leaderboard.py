@@ -44,7 +44,7 @@ from seqsweep.layout import (
 )
 from trainables.registry import split_flat_config
 from trainables.settings import used_settings
-from trainables.trial import flat_config
+from trainables.trial.run import flat_config
 
 __all__ = ["LiveLeaderboard"]
 

@@ -42,7 +42,7 @@ from seqsweep.checks import PlainFloat, PlainInt, broken, config_error, one_of
 from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import SPEC_FILE
 from trainables.configs import TrainConfig
-from trainables.metrics import METRICS
+from trainables.training.metrics import METRICS
 
 __all__ = [
     "ObjectiveSpec",

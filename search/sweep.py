@@ -34,8 +34,8 @@ from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import LEADERBOARD, PLAN_FILE, TrialStatus, read_leaderboard, trial_dirname
 from seqsweep.ray_runtime import DEFAULT_DASHBOARD_HOST, ensure_ray
 from seqsweep.storage import read_bytes, resolve, write_bytes_atomic
-from trainables.cv import fingerprint_changes, make_plan, plan_fingerprint
-from trainables.trial import TrialSetup, cv_trial
+from trainables.trial.folds import fingerprint_changes, make_plan, plan_fingerprint
+from trainables.trial.run import TrialSetup, cv_trial
 
 __all__ = ["SweepOutcome", "run_sweep", "check_object_store", "choose_data_path", "trial_capacity"]
 

@@ -104,7 +104,7 @@ FAILURES = (TrialStatus.FAILED, TrialStatus.ERROR)
 
 # ---- what a trial reports (its result keys) ---------------------------------------------------
 METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
-"""The scores of every fit (`trainables.metrics` computes them); each is reported as
+"""The scores of every fit (`trainables.training.metrics` computes them); each is reported as
 ``<metric>_mean``, ``_std`` and ``_min`` over the trial's fits and ``fit_<metric>`` per fit."""
 STATUS = "status"  # a TrialStatus
 ERROR = "error"  # what went wrong ("" when nothing did)

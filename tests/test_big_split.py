@@ -141,7 +141,7 @@ def test_the_rule_that_picks_the_data_path():
 
 def test_ragged_frames_are_padded_per_batch_and_fit_the_same(one_torch_thread, tiny):
     from trainables import fit
-    from trainables.padded import Batches, RaggedFrames, padded_arrays
+    from trainables.training.padded import Batches, RaggedFrames, padded_arrays
 
     data, _ = source(tiny).open(node="n")
     x, lengths = padded_arrays(data)

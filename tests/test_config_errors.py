@@ -88,8 +88,8 @@ def test_a_spec_with_two_mistakes_names_both(tmp_path):
 
 
 def test_a_python_callers_ensemble_overrides_are_checked_by_the_spec_fields():
-    from results.pipeline import _ensemble_settings
     from results.ensemble.spec import EnsembleSpec
+    from results.pipeline import _ensemble_settings
 
     conf = EnsembleSpec()
     assert _ensemble_settings(conf, top_k=None, refit=None) is conf

@@ -316,7 +316,7 @@ def test_two_trials_of_one_configuration_share_the_folds_and_not_the_seeds(ray_s
     import json
 
     from results.experiment import load_experiment
-    from trainables.cv import init_seed
+    from trainables.trial.folds import init_seed
 
     spec = SweepSpec.from_dict({
         "name": "twins", "store": str(synth_store), "dataset": "synth", "feature_set": "mfcc27",
@@ -342,7 +342,7 @@ def test_two_trials_of_one_configuration_share_the_folds_and_not_the_seeds(ray_s
 
 
 def test_init_seed_is_a_stable_hash_of_trial_and_seed():
-    from trainables.cv import init_seed
+    from trainables.trial.folds import init_seed
 
     assert init_seed("3f2a1_00004", 0) == init_seed("3f2a1_00004", 0)
     values = {init_seed(t, s) for t in ("a", "b", "c") for s in (0, 1, 2)}

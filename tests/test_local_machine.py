@@ -25,7 +25,7 @@ import torch
 import trainables.environment as environment
 from seqsweep.errors import ConfigError
 from trainables import fit, predict_proba
-from trainables.fused import fit_many
+from trainables.fused.many import fit_many
 
 NO_BF16 = "Test CPU [no avx512f, avx512_bf16 or amx_bf16]: could not create a primitive descriptor"
 BF16_CPU = {"epochs": 1, "batch_size": 8, "device": "cpu", "amp": "bf16"}

@@ -26,7 +26,7 @@ from features.tokens import UNKNOWN_ID, TokenVocab, looks_like_tokens
 from seqsweep.cli import main
 from seqsweep.errors import ConfigError, InputError, StoreError
 from trainables import build_model, fit, predict_proba
-from trainables.classic import (
+from trainables.classic.pooled import (
     BIGRAM_BUCKETS,
     DENSE_BIGRAM_VOCAB,
     _vocab_of_width,
@@ -34,8 +34,8 @@ from trainables.classic import (
     bag_width,
 )
 from trainables.configs import DEFAULT_EMBEDDING_RANGE, LSTMConfig
-from trainables.cv import make_plan
-from trainables.saved import weights_from_bytes, weights_to_bytes
+from trainables.training.saved import weights_from_bytes, weights_to_bytes
+from trainables.trial.folds import make_plan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,5 +1,18 @@
 """Models, one training loop, and the fit that a Ray Tune trial runs once per (seed, fold).
 
+The groups:
+
+* `trainables.networks`: the torch models (lstm, cnn, cnn1d, wavenet, inception_time) and
+  their shared masked layers;
+* `trainables.classic`: KNN / random forest on pooled frames, and the ROCKET families;
+* `trainables.training`: the fit: one loop for any family, its batches, inner split,
+  prediction, saved weights, result and metrics;
+* `trainables.fused`: many configurations' fits trained as one network;
+* `trainables.trial`: the Ray Tune trial and its fold plan;
+* at the top: the typed configs (`configs`, `config_base`), the registry of families
+  (`registry`), the settings a trial used (`settings`), seeds and devices (`environment`)
+  and the contract every model passes (`testing`).
+
 The public face::
 
     from trainables import split_flat_config, fit

@@ -1,11 +1,11 @@
 """The public names of `trainables`, each loaded on first use (`lazy_loader.attach_stub`)."""
 
-from .batching import (
-    bucket_batches as bucket_batches,
-)
-from .classic import (
+from .classic.pooled import (
     PooledClassifier as PooledClassifier,
     pooled_features as pooled_features,
+)
+from .classic.rocket import (
+    RocketClassifier as RocketClassifier,
 )
 from .config_base import (
     ConfigBase as ConfigBase,
@@ -26,19 +26,9 @@ from .configs import (
 from .environment import (
     seed_everything as seed_everything,
 )
-from .fused import (
+from .fused.many import (
     fit_many as fit_many,
     use_fused as use_fused,
-)
-from .loop import (
-    fit as fit,
-)
-from .metrics import (
-    SCALAR_METRICS as SCALAR_METRICS,
-    classification_metrics as classification_metrics,
-)
-from .predict import (
-    predict_proba as predict_proba,
 )
 from .registry import (
     ModelSpec as ModelSpec,
@@ -48,10 +38,20 @@ from .registry import (
     model_names as model_names,
     split_flat_config as split_flat_config,
 )
-from .result import (
+from .training.batching import (
+    bucket_batches as bucket_batches,
+)
+from .training.loop import (
+    fit as fit,
+)
+from .training.metrics import (
+    SCALAR_METRICS as SCALAR_METRICS,
+    classification_metrics as classification_metrics,
+)
+from .training.predict import (
+    predict_proba as predict_proba,
+)
+from .training.result import (
     EpochCallback as EpochCallback,
     FitResult as FitResult,
-)
-from .rocket import (
-    RocketClassifier as RocketClassifier,
 )

@@ -290,7 +290,7 @@ class KNNConfig(_ModelConfig):
     n_neighbors : k (capped at the number of training clips).
     weights : ``"uniform"`` or ``"distance"``.
     metric : ``"euclidean"``, ``"manhattan"`` or ``"cosine"``.
-    pooling : how a clip becomes one vector (`trainables.classic`): ``"auto"`` (``"bag"`` on token
+    pooling : how a clip becomes one vector (`trainables.classic.pooled`): ``"auto"`` (``"bag"`` on token
         data, ``"meanstd"`` otherwise), ``"meanstd"`` (mean and std of each feature over
         time), ``"bag"`` (token frequencies: counts / length), ``"bag2"`` (``bag`` plus
         bigram frequencies). ``bag`` / ``bag2`` need token data.
@@ -332,7 +332,7 @@ class RandomForestConfig(_ModelConfig):
 
 @frozen_config
 class _RocketConfig(_ModelConfig):
-    """What both ROCKET families share (`trainables.rocket`): the head and the length rule."""
+    """What both ROCKET families share (`trainables.classic.rocket`): the head and the length rule."""
 
     tokens: ClassVar[bool] = False  # a convolution over token ids means nothing: refused
 

@@ -56,55 +56,55 @@ class ModelSpec:
 
 # each builder's module is imported only when a model of that name is built
 def _import_lstm() -> Builder:
-    from trainables.lstm import build_lstm
+    from trainables.networks.lstm import build_lstm
 
     return build_lstm
 
 
 def _import_cnn() -> Builder:
-    from trainables.cnn import build_cnn
+    from trainables.networks.cnn import build_cnn
 
     return build_cnn
 
 
 def _import_cnn1d() -> Builder:
-    from trainables.cnn import build_cnn1d
+    from trainables.networks.cnn import build_cnn1d
 
     return build_cnn1d
 
 
 def _import_wavenet() -> Builder:
-    from trainables.wavenet import build_wavenet
+    from trainables.networks.wavenet import build_wavenet
 
     return build_wavenet
 
 
 def _import_inception_time() -> Builder:
-    from trainables.inception import build_inception_time
+    from trainables.networks.inception import build_inception_time
 
     return build_inception_time
 
 
 def _import_knn() -> Builder:
-    from trainables.classic import build_knn
+    from trainables.classic.pooled import build_knn
 
     return build_knn
 
 
 def _import_random_forest() -> Builder:
-    from trainables.classic import build_random_forest
+    from trainables.classic.pooled import build_random_forest
 
     return build_random_forest
 
 
 def _import_minirocket() -> Builder:
-    from trainables.rocket import build_minirocket
+    from trainables.classic.rocket import build_minirocket
 
     return build_minirocket
 
 
 def _import_multirocket_hydra() -> Builder:
-    from trainables.rocket import build_multirocket_hydra
+    from trainables.classic.rocket import build_multirocket_hydra
 
     return build_multirocket_hydra
 
@@ -176,8 +176,8 @@ def build_model(
     the unknown id 0; None means real-valued frames. The classic baselines read the
     vocabulary from the data they are fitted on.
 
-    Returns an untrained `trainables.layers.SequenceClassifier` (torch models) or an unfitted
-    `trainables.classic.PooledClassifier` (``options``: ``seed``, ``n_jobs``,
+    Returns an untrained `trainables.networks.layers.SequenceClassifier` (torch models) or an unfitted
+    `trainables.classic.pooled.PooledClassifier` (``options``: ``seed``, ``n_jobs``,
     ``class_weighted``, ``standardize``). The caller seeds torch before building: model
     code never picks a seed.
     """

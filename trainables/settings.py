@@ -7,7 +7,7 @@ A trial's settings are its model config's flat keys (`ConfigBase.to_flat`) plus 
   (knn: ``standardize``; random_forest: ``class_weighted``), else its registry kind's
   (`KIND_TRAIN_FIELDS`: a torch family reads every training field but the run fields
   ``device`` and ``num_threads``; a scikit-learn-kind fit is handed ``class_weighted``
-  and ``standardize`` by `trainables.fit_classic`);
+  and ``standardize`` by `trainables.training.fit_classic`);
 * ``applies_when`` on the config classes names a condition (`CONDITIONS`) for a field:
   ``embedding_dim`` on token data only; ``inner_fraction`` and ``monitor`` with early
   stopping only; ``standardize`` unless the model embeds token ids.
@@ -34,7 +34,7 @@ __all__ = ["KIND_TRAIN_FIELDS", "CONDITIONS", "Applies", "train_fields", "used_s
 
 KIND_TRAIN_FIELDS: dict[str, tuple[str, ...]] = {
     "torch": tuple(f for f in TrainConfig.field_names() if f not in TrainConfig.run_fields),
-    "sklearn": ("class_weighted", "standardize"),  # what trainables.fit_classic hands the builder
+    "sklearn": ("class_weighted", "standardize"),  # what trainables.training.fit_classic hands the builder
 }
 """Registry kind -> the `TrainConfig` fields its fit reads, for a family that declares none."""
 

@@ -26,10 +26,10 @@ import torch
 
 from features.sequences import SequenceSet
 from trainables.environment import seed_everything
-from trainables.loop import fit
-from trainables.predict import predict_proba
 from trainables.registry import build_model
-from trainables.result import FitResult
+from trainables.training.loop import fit
+from trainables.training.predict import predict_proba
+from trainables.training.result import FitResult
 
 __all__ = ["ModelContract", "N_CLASSES", "TINY_TRAIN"]
 

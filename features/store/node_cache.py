@@ -9,7 +9,7 @@ concurrent trials on the node write it once; every trial then memory-maps it
 (`pyarrow.memory_map` + `pyarrow.ipc.open_file`): the frames are views of the mapped
 file, zero copy, its pages shared by every process on the node through the OS page cache,
 and a split larger than memory pages from disk instead of failing. Batches are padded
-one at a time from those views (`trainables.padded`).
+one at a time from those views (`trainables.training.padded`).
 
 **Where.** ``<root>/<sweep>/<node id>/<key>/rows.arrow``, ``root`` being
 ``$SEQSWEEP_NODE_CACHE`` or ``<the node's temp folder>/seqsweep-node-cache``, ``key`` the

@@ -25,14 +25,14 @@ import numpy as np
 
 from results.ensemble.aggregator import stack
 from seqsweep.errors import ConfigError, InputError
-from trainables.metrics import METRICS
+from trainables.training.metrics import METRICS
 
 __all__ = ["SELECTORS", "Greedy", "LoglossTopK", "Selector", "TopK", "batch_scores", "fit_logloss_weights",
            "greedy_selection", "score", "top_k_weights"]
 
 
 def score(y: np.ndarray, proba: np.ndarray, metric: str) -> float:
-    """``metric`` (one of `trainables.metrics.METRICS`) of the arg-max of ``proba``
+    """``metric`` (one of `trainables.training.metrics.METRICS`) of the arg-max of ``proba``
     [shape=(N, C)] against ``y`` [shape=(N,)]: scikit-learn's value (`batch_scores`)."""
     y = np.asarray(y, dtype=np.int64)
     if len(y) == 0:

@@ -14,8 +14,8 @@ import pytest
 from features.sequences import SequenceIndex
 from features.splits import assign_test_split, group_split
 from seqsweep.errors import ConfigError, InputError
-from trainables.cv import make_plan
-from trainables.inner import inner_split
+from trainables.training.inner import inner_split
+from trainables.trial.folds import make_plan
 
 Y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0, 1])
 PAIRS = np.array([f"t{i // 2}" for i in range(len(Y))], dtype=object)  # two rows a group

@@ -165,7 +165,7 @@ def test_batch_scores_are_scikit_learns_scores():
     import warnings
 
     from results.ensemble import batch_scores
-    from trainables.metrics import METRICS, metric_score
+    from trainables.training.metrics import METRICS, metric_score
 
     rng = np.random.default_rng(5)
     for _ in range(60):

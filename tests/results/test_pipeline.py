@@ -16,7 +16,7 @@ import results.deploy
 from search.spec import SweepSpec
 from seqsweep.cli import main
 from seqsweep.errors import ConfigError, StoreError
-from trainables.metrics import METRICS
+from trainables.training.metrics import METRICS
 
 SPEC = {
     "name": "res",
@@ -175,7 +175,7 @@ def test_a_bagged_member_predicts_the_mean_of_its_fold_models(experiment, finish
     from results.deploy import load_split
     from results.experiment import load_experiment
     from trainables import predict_proba, split_flat_config
-    from trainables.saved import weights_from_bytes
+    from trainables.training.saved import weights_from_bytes
 
     exp = load_experiment(experiment)
     test = load_split(exp.spec, "test")

@@ -23,7 +23,7 @@ from search.spec import SweepSpec, load_spec
 from seqsweep.errors import ConfigError, InputError, StoreError
 from seqsweep.layout import TrialStatus
 from tests.search.test_leaderboard import check_real_board
-from trainables.cv import make_plan
+from trainables.trial.folds import make_plan
 
 BASE = {
     "name": "t",

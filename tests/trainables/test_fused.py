@@ -1,4 +1,4 @@
-"""Fused CV fits (`trainables.fused`): R replicas trained as one model give each replica the
+"""Fused CV fits (`trainables.fused.many`): R replicas trained as one model give each replica the
 fit it would get alone.
 
 The data are small random sets made here; the reference is always the sequential
@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-import trainables.fused as fused_module
-import trainables.fused_train as fused_train
+import trainables.fused._train as fused_train
+import trainables.fused.many as fused_module
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError, TrainingError
 from tests.conftest import needs_cpu_bf16
@@ -27,15 +27,15 @@ from trainables import (
     predict_proba,
     seed_everything,
 )
-from trainables.fitted import feature_stats
-from trainables.fused import fit_many, unfusable_reason, use_fused
-from trainables.fused_layers import ReplicaRows, unfusable_layers
-from trainables.fused_optim import FlatParameters, FusedAdam, ReplicaGradScaler
+from trainables.fused._layers import ReplicaRows, unfusable_layers
+from trainables.fused._optim import FlatParameters, FusedAdam, ReplicaGradScaler
+from trainables.fused.many import fit_many, unfusable_reason, use_fused
+from trainables.networks.fitted import feature_stats
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
     # stacked parameters are views of one matrix, so autograd warns that their gradients
-    # "do not obey the gradient layout contract": that is the design (trainables.fused_optim)
+    # "do not obey the gradient layout contract": that is the design (trainables.fused._optim)
     pytest.mark.filterwarnings("ignore:.*gradient layout contract"),
 ]
 
@@ -301,7 +301,7 @@ def test_cuda_fused_fits_match_sequential_ones(name, amp, data):
 # the optimiser over stacked parameters
 # ---------------------------------------------------------------------------------------
 def _stacked_linears(replicas: int) -> tuple[list[nn.Linear], FlatParameters]:
-    from trainables.fused_layers import FusedLinear
+    from trainables.fused._layers import FusedLinear
 
     torch.manual_seed(0)
     layers = [nn.Linear(3, 2) for _ in range(replicas)]
@@ -358,8 +358,8 @@ def test_grad_scaler_backs_off_only_the_replica_that_overflowed():
 
 
 def test_fused_batch_norm_ignores_padding_rows_and_resting_replicas():
-    from trainables.fused_layers import FusedMaskedBatchNorm
-    from trainables.layers import MaskedBatchNorm
+    from trainables.fused._layers import FusedMaskedBatchNorm
+    from trainables.networks.layers import MaskedBatchNorm
 
     torch.manual_seed(0)
     norms = [MaskedBatchNorm(3) for _ in range(2)]

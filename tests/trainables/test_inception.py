@@ -1,4 +1,4 @@
-"""InceptionTime (`trainables.inception`): the model contract, the architecture the paper
+"""InceptionTime (`trainables.networks.inception`): the model contract, the architecture the paper
 describes, the fused path under bf16 and ``auto``, and one trial in a sweep on the session's
 Ray. tests/trainables/test_fused.py runs its fused replicas against their sequential fits
 (``NO_DROPOUT["inception_time"]``) with the other families."""
@@ -17,9 +17,9 @@ from torch import nn
 from seqsweep.errors import ConfigError
 from tests.conftest import needs_cpu_bf16
 from trainables import InceptionTimeConfig, TrainConfig, build_model, fit
-from trainables.fused import fit_many, use_fused
-from trainables.inception import InceptionModule
-from trainables.layers import MaskedBatchNorm
+from trainables.fused.many import fit_many, use_fused
+from trainables.networks.inception import InceptionModule
+from trainables.networks.layers import MaskedBatchNorm
 from trainables.testing import ModelContract
 
 pytestmark = [
@@ -141,9 +141,9 @@ def test_bf16_autocast_runs_sequential_and_fused_on_cpu(ragged):
 
 
 def test_auto_fuses_small_networks_on_cpu_only(ragged):
-    """The rule benchmarks/fused_fits.py measured (trainables.fused.CPU_MAX_STEP_FLOPS)."""
+    """The rule benchmarks/fused_fits.py measured (trainables.fused.many.CPU_MAX_STEP_FLOPS)."""
     from features.sequences import SequenceSet
-    from trainables.fused import CPU_MAX_STEP_FLOPS, step_flops
+    from trainables.fused.many import CPU_MAX_STEP_FLOPS, step_flops
 
     jv_like = SequenceSet([np.zeros((16, 12), np.float32)] * 6, np.arange(6) % 3, ["a", "b", "c"],
                           np.arange(6).astype(str), np.arange(6).astype(str))  # JapaneseVowels' shape

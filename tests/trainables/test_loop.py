@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import trainables
-import trainables.fit_torch as fit_torch
-import trainables.loop as loop
+import trainables.training.fit_torch as fit_torch
+import trainables.training.loop as loop
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError, TrainingError
 from trainables import (
@@ -409,7 +409,7 @@ def test_token_padding_marker_never_reaches_the_embedding():
 # the inner early-stopping split
 # ---------------------------------------------------------------------------------------
 def test_inner_split_is_group_aware_stratified_and_keeps_every_class():
-    from trainables.inner import inner_split
+    from trainables.training.inner import inner_split
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 40)
@@ -427,7 +427,7 @@ def test_inner_split_is_group_aware_stratified_and_keeps_every_class():
 
 
 def test_inner_split_differs_by_seed_and_needs_two_groups():
-    from trainables.inner import inner_split
+    from trainables.training.inner import inner_split
 
     y = np.repeat([0, 1], 20)
     groups = np.arange(40).astype(str)

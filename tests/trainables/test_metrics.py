@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from seqsweep.errors import InputError
-from trainables.metrics import classification_metrics
+from trainables.training.metrics import classification_metrics
 
 
 def _sklearn(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict:

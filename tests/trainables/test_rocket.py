@@ -1,4 +1,4 @@
-"""The ROCKET families (`trainables.rocket`): the model contract, lengths, calibration,
+"""The ROCKET families (`trainables.classic.rocket`): the model contract, lengths, calibration,
 no-pickle saving, token refusal, and one sweep of both on the local Ray through to
 ``seqsweep predict``."""
 
@@ -14,10 +14,15 @@ import pytest
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError
 from trainables import fit
-from trainables.rocket import MIN_LENGTH
-from trainables.rocket_parts import fit_temperature, sparse_scale, sparse_scale_stats, to_length
-from trainables.saved import weights_from_bytes, weights_to_bytes
+from trainables.classic._rocket_parts import (
+    fit_temperature,
+    sparse_scale,
+    sparse_scale_stats,
+    to_length,
+)
+from trainables.classic.rocket import MIN_LENGTH
 from trainables.testing import TINY_TRAIN, ModelContract, _toy_sequences
+from trainables.training.saved import weights_from_bytes, weights_to_bytes
 
 SMALL = {
     "minirocket": {"n_features": 168, "max_dilations": 8},

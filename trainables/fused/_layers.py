@@ -6,7 +6,7 @@ tensor with a leading replica axis R. Everything else in the model (its own ``fo
 masks, pooling, dropout, activations) runs unchanged on a batch whose rows are the R
 replicas' batches one after another: rows ``[r*B, (r+1)*B)`` are replica r's. That is
 sound because every model treats rows independently except inside its weighted layers and
-its batch norm (the contract of `trainables.layers`), and those are exactly what is
+its batch norm (the contract of `trainables.networks.layers`), and those are exactly what is
 swapped (HFTA's horizontal fusion, Wang et al., MLSys 2021).
 
 So a new model, or a model that gains a front-end (an ``nn.Embedding`` for token ids),
@@ -22,7 +22,7 @@ The fused twins:
   its *real* rows only (`ReplicaRows.valid`: the rows that pad a short batch count for
   nothing); running statistics move only for the replicas that trained on the step.
 - `FusedEmbedding`: one lookup in the R tables laid end to end.
-- `FusedLSTM` (`trainables.fused_lstm`): ``vmap`` cannot run ``nn.LSTM`` (pytorch issues
+- `FusedLSTM` (`trainables.fused._lstm`): ``vmap`` cannot run ``nn.LSTM`` (pytorch issues
   105982, 134606), so it is a replica-batched LSTM cell: one batched matmul per step.
 """
 
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.layers import MaskedBatchNorm
+from trainables.networks.layers import MaskedBatchNorm
 
 __all__ = [
     "ReplicaRows",
@@ -131,7 +131,7 @@ class FusedConv(nn.Module):
 
 
 class FusedMaskedBatchNorm(MaskedBatchNorm):
-    """R `trainables.layers.MaskedBatchNorm` layers, each with its replica's statistics.
+    """R `trainables.networks.layers.MaskedBatchNorm` layers, each with its replica's statistics.
 
     The arithmetic is `MaskedBatchNorm`'s, per replica: ``h`` [shape=(R * B, C, *S)],
     ``mask`` bool broadcastable to [shape=(R * B, 1, *S)]. In training, a replica's mean and
@@ -207,13 +207,13 @@ class FusedEmbedding(nn.Module):
 
 
 def _lstm_twin(layer: nn.Module, replicas: int, rows: ReplicaRows) -> nn.Module:
-    from trainables.fused_lstm import FusedLSTM
+    from trainables.fused._lstm import FusedLSTM
 
     return FusedLSTM(layer, replicas)
 
 
 def _supported_lstm(layer: nn.Module) -> str | None:
-    from trainables.fused_lstm import unsupported_lstm
+    from trainables.fused._lstm import unsupported_lstm
 
     return unsupported_lstm(layer)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.configs import WaveNetConfig
-from trainables.layers import MaskedBatchNorm, SequenceClassifier, masked_pool, time_mask
+from trainables.networks.layers import MaskedBatchNorm, SequenceClassifier, masked_pool, time_mask
 
 __all__ = ["WaveNetClassifier", "build_wavenet"]
 

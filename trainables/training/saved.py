@@ -6,11 +6,11 @@ runs no code when it is loaded:
 
 * a torch model is its ``state_dict`` (input standardisation included), written with
   `torch.save` and read back with ``torch.load(weights_only=True)``: suffix ``.pt``;
-* a scikit-learn baseline (`trainables.classic.PooledClassifier`) is its pooled training
+* a scikit-learn baseline (`trainables.classic.pooled.PooledClassifier`) is its pooled training
   features and labels as plain arrays (``np.savez``, read with ``allow_pickle=False``):
   suffix ``.npz``. Loading refits the estimator on them with the same seed, which for
   kNN is storing them and for the random forest grows the same trees;
-* a ROCKET family (`trainables.rocket.RocketClassifier`) is its fitted state as plain
+* a ROCKET family (`trainables.classic.rocket.RocketClassifier`) is its fitted state as plain
   arrays (`RocketClassifier.to_arrays`, with ``input_dim`` and ``n_classes``): suffix
   ``.npz``, restored without refitting (`RocketClassifier.load_arrays`).
 """

@@ -16,7 +16,7 @@ sweep's bags of fold models and its ensembles play that part.
 
 Written with torch on purpose: no well-kept PyTorch package offers InceptionTime without
 a large framework around it (tsai brings fastai, aeon's version is Keras/TensorFlow), and
-the network is a few dozen lines over `trainables.layers`.
+the network is a few dozen lines over `trainables.networks.layers`.
 
 Padding: a sequence in a padded batch gets exactly the logits it gets alone. Each module's
 input is re-zeroed after the sequence's end (what "same" zero padding shows a sequence
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.configs import InceptionTimeConfig
-from trainables.layers import MaskedBatchNorm, SequenceClassifier, masked_pool, time_mask
+from trainables.networks.layers import MaskedBatchNorm, SequenceClassifier, masked_pool, time_mask
 
 __all__ = ["InceptionModule", "InceptionTimeClassifier", "build_inception_time"]
 

@@ -95,7 +95,7 @@ class SequenceClassifier(nn.Module):
 
     def check_data(self, x: np.ndarray, lengths: np.ndarray, *, where: str) -> None:
         """Raise `seqsweep.errors.InputError` if a padded numpy batch [shape=(N, T, D)] (or
-        `trainables.padded.RaggedFrames`) cannot go in: token input needs one whole-number id
+        `trainables.training.padded.RaggedFrames`) cannot go in: token input needs one whole-number id
         per valid step (ids out of range are fine: they read as unknown)."""
         if self.embedding is None:
             return
@@ -103,7 +103,7 @@ class SequenceClassifier(nn.Module):
             raise InputError(where, "token input needs D = 1 (one id per step)", f"D={x.shape[2]}")
         if isinstance(x, np.ndarray):
             ids = x[..., 0][np.arange(x.shape[1])[None, :] < lengths[:, None]]
-        else:  # `trainables.padded.RaggedFrames`
+        else:  # `trainables.training.padded.RaggedFrames`
             ids = x.valid_frames()[:, 0]
         bad = ids != np.round(ids)
         if bad.any():

@@ -1,12 +1,12 @@
 """One training entry point for every model: `fit`.
 
 `fit` trains one model on one (train, validation) split with one seed and returns a
-`FitResult`. Torch models go through a single loop (`trainables.fit_torch`: class-weighted
+`FitResult`. Torch models go through a single loop (`trainables.training.fit_torch`: class-weighted
 cross-entropy, Adam or AdamW, length-bucketed batches sliced from an in-memory padded
 array, optional early stopping on an inner slice of the training set, autocast on CUDA);
-the scikit-learn baselines are fitted once on pooled features (`trainables.fit_classic`)
+the scikit-learn baselines are fitted once on pooled features (`trainables.training.fit_classic`)
 and return the same `FitResult`, so search and results treat every model alike.
-Prediction with fitted weights is `trainables.predict`.
+Prediction with fitted weights is `trainables.training.predict`.
 
 Failure policy: `fit` *raises*; it never returns a half result. A NaN or infinite training
 loss raises `TrainingError` naming the epoch; a CUDA out-of-memory raises `TrainingError`
@@ -26,14 +26,14 @@ import torch
 
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, TrainingError
-from trainables.checks import check_pair
 from trainables.config_base import ConfigBase
 from trainables.configs import TrainConfig
 from trainables.environment import fit_environment, resolve_amp, resolve_device
-from trainables.fit_classic import fit_classic
-from trainables.fit_torch import fit_torch
 from trainables.registry import get_model_spec, make_model_config
-from trainables.result import EpochCallback, FitResult
+from trainables.training.fit_classic import fit_classic
+from trainables.training.fit_torch import fit_torch
+from trainables.training.inputs import check_pair
+from trainables.training.result import EpochCallback, FitResult
 
 __all__ = ["fit"]
 
@@ -52,7 +52,7 @@ def fit(
     """Fit ``model_name`` on ``train`` with ``seed``; score it once on ``valid`` at the end.
 
     With ``train_config.early_stopping_patience`` set, a stratified, group-aware slice of
-    ``train`` (``inner_fraction`` of its groups, `trainables.inner.inner_split`) is held
+    ``train`` (``inner_fraction`` of its groups, `trainables.training.inner.inner_split`) is held
     out, the model trains on the rest, and the best epoch on that slice is kept. ``valid``
     chooses nothing: it is predicted once, with the weights the fit ends on.
 

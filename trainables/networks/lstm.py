@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from trainables.configs import LSTMConfig
-from trainables.layers import SequenceClassifier
+from trainables.networks.layers import SequenceClassifier
 
 __all__ = ["LSTMClassifier", "build_lstm", "reverse_valid"]
 

@@ -1,6 +1,6 @@
 """The training loop of a fused stack: R replicas of one model trained as one.
 
-`trainables.fused.fit_many` is the public face and says what each replica gets; this
+`trainables.fused.many.fit_many` is the public face and says what each replica gets; this
 module holds the loop: `Run` (what every chunk of a call shares: the padded data on the
 device, the model's settings), `Member` (one replica's rows, seed and progress), `Stack`
 (the fused model of the running replicas, `FusedFitted`), `fit_chunk` (epochs, early
@@ -21,22 +21,22 @@ from torch import nn
 
 from features.sequences import SequenceSet
 from seqsweep.errors import TrainingError
-from trainables.batching import bucket_batches
 from trainables.config_base import ConfigBase
 from trainables.configs import TrainConfig
 from trainables.environment import autocast, eval_batch, resolve_amp, seed_everything
-from trainables.fit_torch import balanced_class_weights
-from trainables.fitted import Fitted, feature_stats
-from trainables.fused_layers import ReplicaRows, fuse_model
-from trainables.fused_optim import FlatParameters, FusedAdam, ReplicaGradScaler
-from trainables.inner import inner_split
-from trainables.layers import time_mask
-from trainables.metrics import classification_metrics
-from trainables.padded import Batches, padded_arrays
+from trainables.fused._layers import ReplicaRows, fuse_model
+from trainables.fused._optim import FlatParameters, FusedAdam, ReplicaGradScaler
+from trainables.networks.fitted import Fitted, feature_stats
+from trainables.networks.layers import time_mask
 from trainables.registry import build_model
-from trainables.result import FitResult, metric_record
+from trainables.training.batching import bucket_batches
+from trainables.training.fit_torch import balanced_class_weights
+from trainables.training.inner import inner_split
+from trainables.training.metrics import classification_metrics
+from trainables.training.padded import Batches, padded_arrays
+from trainables.training.result import FitResult, metric_record
 
-__all__ = ["Run", "Member", "new_member", "FusedFitted", "Stack", "fit_chunk"]  # for trainables.fused and its tests
+__all__ = ["Run", "Member", "new_member", "FusedFitted", "Stack", "fit_chunk"]  # for trainables.fused.many and its tests
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def new_member(run: Run, index: int, seed: int, train: np.ndarray, valid: np.nda
 # the stack: R replicas as one fused model
 # ---------------------------------------------------------------------------------------
 class FusedFitted(nn.Module):
-    """`trainables.fitted.Fitted` for R replicas: each replica's input standardisation, then
+    """`trainables.networks.fitted.Fitted` for R replicas: each replica's input standardisation, then
     the fused model. ``forward(x, lengths)``: ``x`` [shape=(R * B, T, D)], replica r's rows
     at ``[r*B, (r+1)*B)``; returns logits [shape=(R * B, C)]."""
 

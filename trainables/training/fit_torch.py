@@ -15,17 +15,17 @@ from torch import nn
 
 from features.sequences import SequenceSet
 from seqsweep.errors import TrainingError
-from trainables.batching import bucket_batches
 from trainables.config_base import ConfigBase
 from trainables.configs import TrainConfig
 from trainables.environment import autocast, eval_batch, resolve_amp, seed_everything
-from trainables.fitted import Fitted, feature_stats
-from trainables.inner import inner_split
-from trainables.metrics import classification_metrics
-from trainables.padded import Batches, padded_arrays
-from trainables.predict import predict_arrays
+from trainables.networks.fitted import Fitted, feature_stats
 from trainables.registry import ModelSpec, build_model
-from trainables.result import EpochCallback, FitResult, metric_record
+from trainables.training.batching import bucket_batches
+from trainables.training.inner import inner_split
+from trainables.training.metrics import classification_metrics
+from trainables.training.padded import Batches, padded_arrays
+from trainables.training.predict import predict_arrays
+from trainables.training.result import EpochCallback, FitResult, metric_record
 
 __all__ = ["fit_torch", "balanced_class_weights"]
 

@@ -1,4 +1,4 @@
-"""The pieces of `trainables.rocket` that are plain numpy and scikit-learn: lengths, Hydra's
+"""The pieces of `trainables.classic.rocket` that are plain numpy and scikit-learn: lengths, Hydra's
 sparse scaling, the linear head and its temperature."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.configs import CNN1DConfig, CNNConfig
-from trainables.layers import (
+from trainables.networks.layers import (
     MaskedBatchNorm,
     SequenceClassifier,
     masked_pool,

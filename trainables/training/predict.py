@@ -12,13 +12,13 @@ from torch import nn
 
 from features.sequences import SequenceSet
 from seqsweep.errors import InputError
-from trainables.batching import bucket_batches
-from trainables.checks import check_set
 from trainables.config_base import ConfigBase
 from trainables.environment import autocast, eval_batch, resolve_amp, resolve_device
-from trainables.fitted import Fitted
-from trainables.padded import Batches, padded_arrays
+from trainables.networks.fitted import Fitted
 from trainables.registry import build_model, get_model_spec, make_model_config
+from trainables.training.batching import bucket_batches
+from trainables.training.inputs import check_set
+from trainables.training.padded import Batches, padded_arrays
 
 __all__ = ["predict_proba", "predict_arrays"]
 
@@ -56,7 +56,7 @@ def predict_proba(
     """Class probabilities float64 [shape=(N, n_classes)] of ``data`` under fitted ``weights``.
 
     ``weights`` is ``FitResult.weights`` of a fit with ``return_weights=True``: a torch
-    ``state_dict`` or a fitted `trainables.classic.PooledClassifier`. ``data`` must have the
+    ``state_dict`` or a fitted `trainables.classic.pooled.PooledClassifier`. ``data`` must have the
     training set's D and classes. ``batch_size`` ``None``: 32 on CPU, 256 on CUDA.
     """
     spec = get_model_spec(model_name)

@@ -6,7 +6,7 @@ the input projection of every step of every replica is one batched matmul, then 
 step is one more (``h @ W_hh`` for all replicas at once) and a few elementwise ops.
 
 Padding: the recurrence runs over the padded steps too, as the CPU path of
-`trainables.lstm.LSTMClassifier` does with oneDNN. It is causal, so every valid step's
+`trainables.networks.lstm.LSTMClassifier` does with oneDNN. It is causal, so every valid step's
 output is exact; the model reads each sequence's final state at its own last step and
 runs the backward direction on each sequence reversed within its length, so padding never
 reaches a state that is read. The fused model is told not to pack (``pack = False``).

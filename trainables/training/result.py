@@ -12,8 +12,8 @@ from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError
 from trainables.config_base import ConfigBase
 from trainables.configs import TrainConfig
-from trainables.metrics import SCALAR_METRICS
-from trainables.predict import predict_proba
+from trainables.training.metrics import SCALAR_METRICS
+from trainables.training.predict import predict_proba
 
 __all__ = ["FitResult", "EpochCallback", "metric_record"]
 
@@ -33,7 +33,7 @@ class FitResult:
     seed : the seed everything was drawn from.
     proba : float64 [shape=(N_valid, n_classes)] validation probabilities of the returned
         epoch, rows in the validation set's order; ``None`` when fitted without validation.
-    metrics : `trainables.metrics.classification_metrics` of ``proba`` (empty without
+    metrics : `trainables.training.metrics.classification_metrics` of ``proba`` (empty without
         validation).
     history : one dict per epoch: ``epoch`` (1-based), ``train_loss`` (``None`` for the
         classic models), ``seconds`` (since the fit began), and with early stopping the
@@ -50,7 +50,7 @@ class FitResult:
     device : ``"cpu"`` or ``"cuda:N"``.
     input_dim, n_classes : the shapes the model was built for.
     weights : with ``return_weights=True``: the torch ``state_dict`` (CPU tensors, input
-        standardisation included) or the fitted `trainables.classic.PooledClassifier`;
+        standardisation included) or the fitted `trainables.classic.pooled.PooledClassifier`;
         pass it to `predict_proba`.
     inner_size : rows of the training set held out for early stopping (0 without it; the
         model was trained on the other rows).

@@ -14,12 +14,12 @@ weights (``fold_models/seed<s>_fold<k>.pt|.npz``): the trial's bag of fold model
 is what an ensemble deploys, so its out-of-fold estimate describes exactly that bag.
 
 The folds are the plan's, shared by every trial; each fit starts from the trial's own
-seed, `trainables.cv.init_seed` of its Ray Tune trial id and the plan seed (the same for
+seed, `trainables.trial.folds.init_seed` of its Ray Tune trial id and the plan seed (the same for
 a resumed trial), recorded per fit as ``init_seed`` (``fits.json``, and ``fit_init_seed``
 in its report, which the long leaderboard keeps).
 
-With ``train.fused`` (``auto``: where `trainables.fused.use_fused` measured it faster) the
-fits are trained as one stacked model by `trainables.fused.fit_many`, each replica exactly
+With ``train.fused`` (``auto``: where `trainables.fused.many.use_fused` measured it faster) the
+fits are trained as one stacked model by `trainables.fused.many.fit_many`, each replica exactly
 as its sequential fit but for dropout's random stream; with a scheduler, one seed's folds
 at a time, so it still sees results between them.
 
@@ -45,8 +45,8 @@ from features.sequences import SequenceSet
 from features.store.node_cache import NodeCacheSource
 from seqsweep.errors import ConfigError
 from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE, STATUS, TrialStatus
-from trainables.cv import CVPlan, init_seed, summarize
-from trainables.metrics import METRICS
+from trainables.training.metrics import METRICS
+from trainables.trial.folds import CVPlan, init_seed, summarize
 
 __all__ = ["TrialSetup", "cv_trial", "flat_config"]
 
@@ -61,7 +61,7 @@ class TrialSetup:
     std_weight: float = 1.0
     train: dict = field(default_factory=dict)  # fixed TrainConfig keys
     threads: int = 1  # torch threads: the trial's CPU share
-    fused: str | bool = "auto"  # train the seeds x folds fits as one fused model (trainables.fused)
+    fused: str | bool = "auto"  # train the seeds x folds fits as one fused model (trainables.fused.many)
     fuse_by_seed: bool = False  # with a scheduler: fuse one seed's folds at a time, reporting between
 
     def objective_of(self, values: list[float]) -> float:
@@ -134,8 +134,8 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
     from trainables import fit, split_flat_config
-    from trainables.fused import fit_many, use_fused
-    from trainables.saved import weights_to_bytes
+    from trainables.fused.many import fit_many, use_fused
+    from trainables.training.saved import weights_to_bytes
 
     fits: list[dict[str, Any]] = []
     histories: list[list[dict[str, Any]]] = []
@@ -174,7 +174,7 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
         for group in _fit_groups(plan, setup, fused=fused):
             cv_fits = [plan.fits[k] for k in group]
             try:
-                if fused:  # the group's fits as one stacked model (trainables.fused)
+                if fused:  # the group's fits as one stacked model (trainables.fused.many)
                     results = fit_many(name, model_config, data, [(starts[f.seed], f.train, f.valid) for f in cv_fits],
                                        train_config=train_config, return_weights=True)
                 else:

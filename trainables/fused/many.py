@@ -2,9 +2,9 @@
 
 Every trial trains ``seeds x folds`` copies of the same architecture with the same
 hyperparameters. `fit_many` trains them at once: R *replicas* stacked in one fused model
-(`trainables.fused_layers`: each weighted layer runs all replicas in one op), one
-optimizer over all of them (`trainables.fused_optim`), and returns for each replica the
-`FitResult` that `trainables.loop.fit` would have returned for it. Per replica, exactly as
+(`trainables.fused._layers`: each weighted layer runs all replicas in one op), one
+optimizer over all of them (`trainables.fused._optim`), and returns for each replica the
+`FitResult` that `trainables.training.loop.fit` would have returned for it. Per replica, exactly as
 the sequential fit does:
 
 - the initial weights are the ones its seed gives (``seed_everything(seed)`` then
@@ -38,16 +38,16 @@ import torch
 
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError, TrainingError
-from trainables.checks import check_set
 from trainables.config_base import ConfigBase
 from trainables.configs import TrainConfig
 from trainables.environment import fit_environment, resolve_amp, resolve_device
-from trainables.fitted import Fitted
-from trainables.fused_layers import ReplicaRows, unfusable_layers
-from trainables.fused_train import FusedFitted, Run, fit_chunk
-from trainables.loop import fit
+from trainables.fused._layers import ReplicaRows, unfusable_layers
+from trainables.fused._train import FusedFitted, Run, fit_chunk
+from trainables.networks.fitted import Fitted
 from trainables.registry import build_model, get_model_spec, make_model_config
-from trainables.result import FitResult
+from trainables.training.inputs import check_set
+from trainables.training.loop import fit
+from trainables.training.result import FitResult
 
 __all__ = [
     "fit_many", "use_fused", "unfusable_reason", "step_flops", "CPU_MAX_STEP_FLOPS", "CPU_MAX_LSTM_STEPS", "FitTriple",
@@ -78,11 +78,11 @@ def fit_many(
     differences: dropout masks and rounding), except ``seconds``, which is the fit's share
     of the fused run (its wall time over the replicas trained together), as is each history
     record's ``seconds``. ``weights`` (with ``return_weights``) is each replica's own
-    ``state_dict``, for `trainables.predict.predict_proba`.
+    ``state_dict``, for `trainables.training.predict.predict_proba`.
 
     Parameters
     ----------
-    model_name, model_config, train_config : as for `trainables.loop.fit`.
+    model_name, model_config, train_config : as for `trainables.training.loop.fit`.
     data : every row any fit uses [x: shape=(N, T, D)], ragged or padded.
     fits : R triples ``(seed, train, valid)``; ``train`` and ``valid`` are int row positions
         into ``data`` [shape=(N_train,)], [shape=(N_valid,)].
@@ -91,7 +91,7 @@ def fit_many(
         CUDA a chunk that runs out of memory is halved and retried.
 
     Models that cannot be fused (``knn``, ``random_forest``, a torch model with a layer that
-    `trainables.fused_layers` has no twin for) are fitted one after another with `fit`.
+    `trainables.fused._layers` has no twin for) are fitted one after another with `fit`.
 
     Raises
     ------
@@ -140,7 +140,7 @@ def unfusable_reason(
     """Why ``model_name`` with this config cannot be trained fused, or ``None`` if it can.
 
     The classic models are fitted in one step by scikit-learn; a torch model fuses when
-    each of its weighted layers has a fused twin (`trainables.fused_layers.FUSABLE`).
+    each of its weighted layers has a fused twin (`trainables.fused._layers.FUSABLE`).
     """
     spec = get_model_spec(model_name)
     if spec.kind != "torch":

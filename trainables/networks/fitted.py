@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.layers import SequenceClassifier, time_mask
+from trainables.networks.layers import SequenceClassifier, time_mask
 
 __all__ = ["Fitted", "feature_stats"]
 

@@ -9,9 +9,9 @@ from features.sequences import SequenceSet
 from trainables.config_base import ConfigBase
 from trainables.configs import TrainConfig
 from trainables.environment import seed_everything
-from trainables.metrics import classification_metrics
 from trainables.registry import ModelSpec, build_model
-from trainables.result import EpochCallback, FitResult, metric_record
+from trainables.training.metrics import classification_metrics
+from trainables.training.result import EpochCallback, FitResult, metric_record
 
 __all__ = ["fit_classic"]
 
@@ -28,7 +28,7 @@ def fit_classic(
     return_weights: bool,
     started: float,
 ) -> FitResult:
-    """Fit a scikit-learn baseline once (one "epoch"); `trainables.loop.fit` checked the inputs."""
+    """Fit a scikit-learn baseline once (one "epoch"); `trainables.training.loop.fit` checked the inputs."""
     seed_everything(seed)
     estimator = build_model(
         spec.name, config, input_dim=train.dim, n_classes=train.n_classes, vocab_size=train.vocab_size, seed=seed,

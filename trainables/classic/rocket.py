@@ -15,7 +15,7 @@ One fit (one seed, one training fold), `RocketClassifier.fit`:
    sequence is linearly resampled to it. Each sequence is brought there on its own, so its
    features never depend on the batch it came in.
 2. **Standardisation**, fitted on the training fold only: each channel z-scored over valid
-   frames (`trainables.fitted.feature_stats`, when ``TrainConfig.standardize``; MiniRocket
+   frames (`trainables.networks.fitted.feature_stats`, when ``TrainConfig.standardize``; MiniRocket
    sums channels, so a channel of large scale would otherwise drown the others), and every
    transform feature z-scored (Hydra's counts by the sparse scaling of Dempster et al.'s
    Hydra code, as aeon's ``MultiRocketHydraClassifier``).
@@ -30,7 +30,7 @@ One fit (one seed, one training fold), `RocketClassifier.fit`:
    looked at. ``logistic``: multinomial `LogisticRegression`, probabilities as they come.
    ``TrainConfig.class_weighted`` gives both heads scikit-learn's "balanced" weights.
 
-**Saved with no pickle** (`to_arrays` / `load_arrays`, used by `trainables.saved`): the
+**Saved with no pickle** (`to_arrays` / `load_arrays`, used by `trainables.training.saved`): the
 fitted length, the standardisation, MiniRocket's / MultiRocket's fitted dilations, channel
 picks and biases (data-dependent, so stored), the feature scalers and the head, as plain
 arrays. Hydra's kernels depend only on the seed and the input's shape, so they are
@@ -51,15 +51,15 @@ import numpy as np
 
 from features.sequences import SequenceSet
 from seqsweep.errors import ConfigError, InputError
-from trainables.configs import MiniRocketConfig, MultiRocketHydraConfig
-from trainables.fitted import feature_stats
-from trainables.rocket_parts import (
+from trainables.classic._rocket_parts import (
     fit_head,
     fit_temperature,
     sparse_scale,
     sparse_scale_stats,
     to_length,
 )
+from trainables.configs import MiniRocketConfig, MultiRocketHydraConfig
+from trainables.networks.fitted import feature_stats
 
 __all__ = ["RocketClassifier", "build_minirocket", "build_multirocket_hydra", "MIN_LENGTH"]
 
