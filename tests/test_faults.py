@@ -83,9 +83,9 @@ def test_a_sweep_finishes_complete_when_a_node_dies(cluster, synth_store, tmp_pa
 
     worker = _add_worker(cluster)
     worker_id = worker.node_id
-    # trials long enough (150 epochs) that the sweep cannot end before the killer sees two running
-    # in the live leaderboard (which shows a change within a second)
-    spec = SweepSpec.from_dict(_spec(synth_store, tmp_path / "runs", "node-lost", samples=6, epochs=150))
+    # trials long enough (400 epochs, a few seconds each) that the sweep cannot end before the
+    # killer sees two running in the live leaderboard (which shows a started trial within a second)
+    spec = SweepSpec.from_dict(_spec(synth_store, tmp_path / "runs", "node-lost", samples=6, epochs=400))
     board = Path(spec.experiment_path) / "leaderboard.csv"
     killed: dict[str, object] = {}
 

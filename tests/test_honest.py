@@ -64,7 +64,11 @@ def test_labels_without_signal_score_at_chance(ray_session, noise_store, tmp_pat
 
     The final choice's figure is one figure on 48 clips: under no signal its standard error
     is 0.5 / sqrt(48) = 0.072, so the allowance is chance + 2.5 standard errors, 0.68 (a
-    false alarm about once in 160 draws).
+    false alarm about once in 160 draws). The best objective is the largest of four such
+    figures, and each trial draws its own seeds (a hash of its random trial id), so it moves
+    from run to run: its allowance is chance + 3 standard errors, 0.72 (a false alarm about
+    once in 185 runs); a bound of 0.6 failed about one run in three (0.62 seen on
+    2026-12-06).
     `test_the_final_choice_reads_chance_on_labels_without_signal` holds the same rule, on 24
     trials and more rows, to a far tighter band."""
     from results.pipeline import finish_sweep
@@ -79,7 +83,7 @@ def test_labels_without_signal_score_at_chance(ray_session, noise_store, tmp_pat
     })
     outcome = _run(spec)
     assert outcome.ok == 4
-    assert 0.4 < outcome.best["objective"] < 0.6, outcome.best
+    assert 0.4 < outcome.best["objective"] < 0.5 + 3 * 0.5 / 48**0.5, outcome.best
     summary = finish_sweep(outcome.experiment_dir, echo=lambda *_: None, report=False)
     chosen = summary.final_row()
     assert chosen["oof_balanced_accuracy"] < 0.5 + 2.5 * 0.5 / 48**0.5, summary.table
