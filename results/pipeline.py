@@ -43,9 +43,9 @@ from results.report import write_report
 from results.summary import FinishSummary, ensembles_table, look_rows
 from search.spec import ResourceSpec
 from seqsweep import storage
-from seqsweep.checks import config_error
 from seqsweep.errors import StoreError
 from seqsweep.layout import ENSEMBLE_DIR, ENSEMBLE_JSON, ENSEMBLES_CSV, TEST_PREDICTIONS
+from seqsweep.validation import config_error
 
 __all__ = ["finish_sweep"]
 

@@ -2,7 +2,7 @@
 repeated-seed cross-validation scores.
 
 The third room: it imports `features` and `trainables`, never `results`. The spec is read
-once into frozen config (`search.spec`, its sections `search.checks` and the model
+once into frozen config (`search.spec`, its sections `search.section` and the model
 families' ranges `search.ranges`); `search.space` turns it into the Optuna search space
 and `search.searcher` into the searcher Ray Tune drives; `search.sweep` runs the Tuner,
 with the live leaderboard (`search.leaderboard`, its table `search.ranking`), the sweep's

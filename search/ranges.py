@@ -24,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
-from search.checks import Section
-from seqsweep.checks import PlainBool, PlainNumber, as_number, broken, config_error
+from search.section import Section
 from seqsweep.errors import ConfigError
+from seqsweep.validation import PlainBool, PlainNumber, as_number, broken, config_error
 from trainables.configs import MODEL_CONFIGS, TrainConfig
 
 __all__ = ["Range", "Param", "ModelSpace", "Models"]

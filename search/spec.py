@@ -35,12 +35,12 @@ from pydantic import (
     model_validator,
 )
 
-from search.checks import Section
 from search.ranges import Models
+from search.section import Section
 from seqsweep import storage
-from seqsweep.checks import PlainFloat, PlainInt, broken, config_error, one_of
 from seqsweep.errors import ConfigError, StoreError
 from seqsweep.layout import SPEC_FILE
+from seqsweep.validation import PlainFloat, PlainInt, broken, config_error, one_of
 from trainables.configs import TrainConfig
 from trainables.training.metrics import METRICS
 

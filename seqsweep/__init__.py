@@ -1,5 +1,5 @@
 """The house's shared parts, which every room may import: the project's errors
-(`seqsweep.errors`), pydantic's validation errors turned into them (`seqsweep.checks`),
+(`seqsweep.errors`), pydantic's validation errors turned into them (`seqsweep.validation`),
 storage I/O over `pyarrow.fs` (`seqsweep.storage`), the names of an experiment's files
 (`seqsweep.layout`) and the local Ray runtime (`seqsweep.ray_runtime`).
 

@@ -1,4 +1,4 @@
-"""One formatter (`seqsweep.checks.config_error`) turns pydantic's errors into `ConfigError`:
+"""One formatter (`seqsweep.validation.config_error`) turns pydantic's errors into `ConfigError`:
 each names the setting as the user wrote it, the rule and the value."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from search.spec import load_spec
-from seqsweep.checks import PlainInt, broken, config_error
 from seqsweep.errors import ConfigError
+from seqsweep.validation import PlainInt, broken, config_error
 from tests.search.test_sweep import BASE
 from trainables.configs import LSTMConfig, TrainConfig
 

@@ -2,10 +2,10 @@
 
 A config is a frozen pydantic dataclass (`frozen_config`): its fields, defaults and ranges
 are declared on the class (``lr: Float = Field(1e-3, gt=0)``) and checked once, when it
-is built. A failed check raises the project's `ConfigError` (`seqsweep.checks.config_error`)
+is built. A failed check raises the project's `ConfigError` (`seqsweep.validation.config_error`)
 naming each broken field (``train.lr``), pydantic's rule (``Input should be greater than
 0``) and the value, never pydantic's ``ValidationError``. Its value types
-(`seqsweep.checks`: ``Int``, ``Float``, ...) take what Optuna and Tune hand over (numpy
+(`seqsweep.validation`: ``Int``, ``Float``, ...) take what Optuna and Tune hand over (numpy
 scalars, ``32.0`` from a ``quniform``) and refuse what would be a silent surprise (a string
 for a number, ``1`` for a bool, NaN).
 
@@ -31,8 +31,8 @@ import pydantic.dataclasses
 from pydantic import ConfigDict, ValidationError
 from pydantic_core import PydanticUndefined
 
-from seqsweep.checks import as_int, config_error
 from seqsweep.errors import ConfigError
+from seqsweep.validation import as_int, config_error
 
 __all__ = ["ConfigBase", "frozen_config", "MODEL_KEY"]
 

@@ -5,7 +5,7 @@ it, so the rules read off the class and the leaderboard can write the values out
 mechanically (`ConfigBase.to_flat`). A trial turns Tune's flat dict into these with
 `ConfigBase.from_flat` (or, for the model and training configs at once,
 `trainables.split_flat_config`); `trainables.config_base` holds the machinery
-and `seqsweep.checks` the value types (``Int``, ``Float``, ...).
+and `seqsweep.validation` the value types (``Int``, ``Float``, ...).
 
 This module imports no torch: a sweep driver can check configs without loading it.
 """
@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from seqsweep.checks import Bool, Float, Int, Ints, Str
+from seqsweep.validation import Bool, Float, Int, Ints, Str
 from trainables.config_base import MODEL_KEY, ConfigBase, frozen_config
 
 __all__ = [

@@ -11,7 +11,7 @@ Three sources land in the same store as audio, each as a feature set (`features.
 Each returns an `ImportResult` (`.records`): the good `Record` s plus one `ItemError`
 per bad item. A bad item (one sequence, one line, one row) is reported and skipped,
 never fatal to the others; a file that cannot be read at all raises `InputError`. The
-checks every item passes live in `.checks`; `features.testing.SourceContract` states
+checks every item passes live in `.rules`; `features.testing.SourceContract` states
 them as tests each reader must pass. `read_source` (here) picks the reader from
 ``format`` or the file extension.
 

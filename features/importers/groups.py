@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.importers.checks import check_file
+from features.importers.rules import check_file
 from seqsweep.errors import InputError
 
 __all__ = ["GroupFile", "split_from_name", "track_of"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from features.importers.checks import check_file, dim_check, finish_frames, label_str
 from features.importers.groups import GroupFile, split_from_name
 from features.importers.records import ImportResult, Record
+from features.importers.rules import check_file, dim_check, finish_frames, label_str
 from features.rows import ItemError
 from features.safe_pickle import load_plain_pickle
 from seqsweep.errors import InputError

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from features.importers.checks import check_file, finish_frames, label_str
 from features.importers.groups import split_from_name, track_of
 from features.importers.records import ImportResult, Record
+from features.importers.rules import check_file, finish_frames, label_str
 from features.rows import ItemError
 from seqsweep.errors import InputError
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from features.importers.checks import check_file, finish_frames
 from features.importers.groups import GroupFile, split_from_name
 from features.importers.records import ImportResult, Record
+from features.importers.rules import check_file, finish_frames
 from features.rows import ItemError
 from seqsweep.errors import InputError
 

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 from pydantic import Field, PlainValidator, field_validator
 
 from results.ensemble.methods import DEFAULT_METHODS, FORMS
-from search.checks import Section
+from search.section import Section
 from search.spec import SweepSpec, load_spec as load_search_spec
-from seqsweep.checks import PlainInt, one_of
+from seqsweep.validation import PlainInt, one_of
 
 __all__ = ["EnsembleSpec", "ResultsSpec", "load_spec"]
 

@@ -94,7 +94,7 @@ def test_each_replica_starts_from_its_seeds_initial_weights(name, data):
     fits = _fits(data)
     run = fused_train.Run.create(name, make_model_config(name, NO_DROPOUT[name]), TrainConfig(**TRAIN),
                                  data, torch.device("cpu"), return_weights=False)
-    built = [fused_train.new_member(run, k, s, tr, va) for k, (s, tr, va) in enumerate(fits)]
+    built = [fused_train.new_replica(run, k, s, tr, va) for k, (s, tr, va) in enumerate(fits)]
     stack = fused_train.Stack(run, built[0][1], [net.state_dict() for _, net in built])
     for k, (seed, train, _) in enumerate(fits):
         seed_everything(seed)  # what `fit` does before it builds the model

@@ -2,7 +2,7 @@
 
 `trainables.fused.many.fit_many` is the public face and says what each replica gets; this
 module holds the loop: `Run` (what every chunk of a call shares: the padded data on the
-device, the model's settings), `Member` (one replica's rows, seed and progress), `Stack`
+device, the model's settings), `Replica` (one replica's rows, seed and progress), `Stack`
 (the fused model of the running replicas, `FusedFitted`), `fit_chunk` (epochs, early
 stopping, dropping stopped replicas) and `_train_epoch` (one fused step per batch index).
 """
@@ -36,7 +36,7 @@ from trainables.training.metrics import classification_metrics
 from trainables.training.padded import Batches, padded_arrays
 from trainables.training.result import FitResult, metric_record
 
-__all__ = ["Run", "Member", "new_member", "FusedFitted", "Stack", "fit_chunk"]  # for trainables.fused.many and its tests
+__all__ = ["Run", "Replica", "new_replica", "FusedFitted", "Stack", "fit_chunk"]  # for trainables.fused.many and its tests
 
 
 # ---------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class Run:
 
 
 @dataclass
-class Member:
+class Replica:
     """One replica: its fit, its rows, its starting state and its progress."""
 
     index: int  # position in `fits`
@@ -115,7 +115,7 @@ class Member:
     final_state: dict[str, torch.Tensor] | None = None
 
 
-def new_member(run: Run, index: int, seed: int, train: np.ndarray, valid: np.ndarray) -> tuple[Member, Fitted]:
+def new_replica(run: Run, index: int, seed: int, train: np.ndarray, valid: np.ndarray) -> tuple[Replica, Fitted]:
     """Replica ``index``: with early stopping its inner split, carved from ``train`` with its
     own seed; its starting model and class weights, exactly as `fit` makes them."""
     fit_rows, inner_rows = train, None
@@ -123,8 +123,8 @@ def new_member(run: Run, index: int, seed: int, train: np.ndarray, valid: np.nda
         keep, stop = inner_split(run.y[train], run.groups[train], fraction=run.tc.inner_fraction, seed=seed)
         fit_rows, inner_rows = train[keep], train[stop]
     net, weights = run.build(seed, fit_rows)
-    member = Member(index, seed, fit_rows, inner_rows, valid, weights, np.random.default_rng(seed))
-    return member, net
+    replica = Replica(index, seed, fit_rows, inner_rows, valid, weights, np.random.default_rng(seed))
+    return replica, net
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,18 +229,18 @@ def fit_chunk(run: Run, chunk: list[tuple[int, tuple[int, np.ndarray, np.ndarray
     """Train the fits of ``chunk`` ((index, (seed, train, valid)) pairs) as one stack."""
     started = time.perf_counter()
     tc, device = run.tc, run.device
-    built = [new_member(run, index, seed, tr, va) for index, (seed, tr, va) in chunk]
-    members = [m for m, _ in built]
+    built = [new_replica(run, index, seed, tr, va) for index, (seed, tr, va) in chunk]
+    replicas = [m for m, _ in built]
     stack = Stack(run, built[0][1], [net.state_dict() for _, net in built])
     del built
     # dropout masks: one stream for the stack, drawn from all the seeds (reproducible)
-    seed_everything(int(np.random.SeedSequence([m.seed for m in members]).generate_state(1)[0]))
+    seed_everything(int(np.random.SeedSequence([m.seed for m in replicas]).generate_state(1)[0]))
     flat = FlatParameters(stack.model)
     adam = FusedAdam(flat, lr=tc.lr, weight_decay=tc.weight_decay, decoupled=tc.optimizer == "adamw")
-    scaler = ReplicaGradScaler(len(members), device) if run.amp is torch.float16 else None
-    class_weights = torch.as_tensor(np.stack([m.class_weights for m in members]), device=device)
-    share = len(members)
-    running = list(members)
+    scaler = ReplicaGradScaler(len(replicas), device) if run.amp is torch.float16 else None
+    class_weights = torch.as_tensor(np.stack([m.class_weights for m in replicas]), device=device)
+    share = len(replicas)
+    running = list(replicas)
     maximise = tc.monitor != "loss"
     for epoch in range(1, tc.epochs + 1):
         losses = _train_epoch(run, stack, running, flat, adam, scaler, class_weights)
@@ -285,10 +285,10 @@ def fit_chunk(run: Run, chunk: list[tuple[int, tuple[int, np.ndarray, np.ndarray
             stack.keep(keep, flat, (adam, scaler))
             class_weights = class_weights[torch.tensor(keep, device=device)]
             running = [running[k] for k in keep]
-    return _results(run, members, started, share)
+    return _results(run, replicas, started, share)
 
 
-def _train_epoch(run: Run, stack: Stack, running: list[Member], flat: FlatParameters, adam: FusedAdam,
+def _train_epoch(run: Run, stack: Stack, running: list[Replica], flat: FlatParameters, adam: FusedAdam,
                  scaler: ReplicaGradScaler | None, class_weights: torch.Tensor) -> np.ndarray:
     """One epoch for every running replica; their mean training losses float64 [shape=(R,)]."""
     tc, device = run.tc, run.device
@@ -324,15 +324,15 @@ def _train_epoch(run: Run, stack: Stack, running: list[Member], flat: FlatParame
     return loss_sum.cpu().numpy() / np.array([len(rows) for rows in row_sets])
 
 
-def _results(run: Run, members: list[Member], started: float, share: int) -> list[FitResult]:
+def _results(run: Run, replicas: list[Replica], started: float, share: int) -> list[FitResult]:
     """Score every replica's validation fold once, with the weights it ended on."""
-    final = Stack(run, run.new_model(), [m.final_state for m in members])
+    final = Stack(run, run.new_model(), [m.final_state for m in replicas])
     predicting = time.perf_counter()
-    probas = _predict(run, final, [m.valid_rows for m in members])
+    probas = _predict(run, final, [m.valid_rows for m in replicas])
     predict_seconds = (time.perf_counter() - predicting) / share  # each replica's share of the stack's
     seconds = (time.perf_counter() - started) / share
     out = []
-    for k, (m, proba) in enumerate(zip(members, probas, strict=True)):
+    for k, (m, proba) in enumerate(zip(replicas, probas, strict=True)):
         weights = None
         if run.return_weights:
             weights = {key: v.to("cpu", copy=True) for key, v in final.state(k).items()}

@@ -1,7 +1,7 @@
 """The spec's sections as pydantic models of known keys.
 
 `Section` is a frozen model whose fields declare its rules with the value types of
-`seqsweep.checks` (``PlainInt``, ``one_of``, ...); a key it does not know is a broken rule
+`seqsweep.validation` (``PlainInt``, ``one_of``, ...); a key it does not know is a broken rule
 naming the allowed keys.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from seqsweep.checks import broken
+from seqsweep.validation import broken
 
 __all__ = ["Section"]
 
