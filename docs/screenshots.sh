@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's screenshots, made again from a real run: a head and a worker started with two
 # `ray start` on this machine (token authentication on, a token of this script's own), the
-# README's `ray job submit --working-dir . -- python -m search sweep run examples/quick.yaml`
+# README's `ray job submit --working-dir . -- python -m seqsweep sweep run examples/quick.yaml`
 # with the experiment on a file:// URI, then headless Chromium on the Ray dashboard's Jobs
 # page and on `optuna-dashboard <experiment>/optuna.log`.
 #
@@ -49,8 +49,8 @@ wait_for_nodes() {
 }
 
 echo "feature store: $WORK/store"
-python -m search features synth "$WORK/data" > /dev/null
-python -m search features extract "$WORK/data" --store "$WORK/store" --dataset synth --no-ray > /dev/null
+python -m seqsweep features synth "$WORK/data" > /dev/null
+python -m seqsweep features extract "$WORK/data" --store "$WORK/store" --dataset synth --no-ray > /dev/null
 
 python -c 'import secrets; print(secrets.token_hex(32))' > "$WORK/auth_token"
 chmod 600 "$WORK/auth_token"
@@ -78,7 +78,7 @@ wait_for_nodes 2
 # the README's command ("Run a sweep")
 ray job submit --address "http://127.0.0.1:$DASH" --working-dir . --submission-id sweep-quick \
     --metadata-json '{"job_name": "quick"}' -- \
-    python -m search sweep run examples/quick.yaml \
+    python -m seqsweep sweep run examples/quick.yaml \
     --store "$WORK/store" --storage "file://$WORK/runs" | tail -25
 ray job status --address "http://127.0.0.1:$DASH" sweep-quick | grep -q "succeeded"
 

@@ -9,7 +9,7 @@ with the live leaderboard (`search.leaderboard`, its table `search.ranking`), th
 metrics (`search.metrics`) and fold-paired pruning (`search.wilcoxon`) as its callbacks
 and scheduler; `search.status` reads a sweep's progress back. `search.commands` is the
 ``seqsweep sweep`` command group, which the roof (`seqsweep.cli`) mounts with the results
-room's finishing step; ``python -m search`` runs the whole `seqsweep` command.
+room's finishing step (the whole command is ``seqsweep`` or ``python -m seqsweep``).
 Nothing is imported from here by name: each module is imported where it is used."""
 
 __all__: list[str] = []

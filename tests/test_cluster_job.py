@@ -6,7 +6,7 @@ process group, with token authentication on (a token of the test's own, so nothi
 Ray's defaults on one machine do: so they also share the job's unpacked working directory,
 which is what once made the job's driver die with ``Intel oneMKL FATAL ERROR: Cannot load
 .../libtorch_cpu.so`` (see `seqsweep.ray_runtime`). The sweep is submitted exactly as the
-README says, ``ray job submit --working-dir . -- python -m search sweep run ...``, with the
+README says, ``ray job submit --working-dir . -- python -m seqsweep sweep run ...``, with the
 experiment on a ``file://`` URI, and the test checks what a user would: the job SUCCEEDED
 (``ray job status`` and the Jobs API), the leaderboard, ensembles and report are at the
 storage, the trials ran on both nodes, and the Optuna study in ``optuna.log`` holds them.
@@ -188,7 +188,7 @@ def test_readme_cluster_command_runs_a_sweep_on_two_nodes(two_nodes, synth_store
     # the README's command ("Run a sweep"), on this cluster and a local store
     submit = two_nodes.ray(
         "job", "submit", "--address", two_nodes.dashboard, "--working-dir", ".", "--submission-id", submission_id,
-        "--", "python", "-m", "search", "sweep", "run", "examples/quick.yaml",
+        "--", "python", "-m", "seqsweep", "sweep", "run", "examples/quick.yaml",
         "--store", str(synth_store), "--storage", f"file://{storage}", "--num-samples", "2",
         timeout=JOB_TIMEOUT_S)
     log = submit.stdout + submit.stderr
@@ -201,7 +201,7 @@ def test_readme_cluster_command_runs_a_sweep_on_two_nodes(two_nodes, synth_store
     client = JobSubmissionClient(two_nodes.dashboard, headers={"Authorization": f"Bearer {two_nodes.token}"})
     assert client.get_job_status(submission_id) == JobStatus.SUCCEEDED
     job = client.get_job_info(submission_id)
-    assert job.entrypoint.startswith("python -m search sweep run examples/quick.yaml")
+    assert job.entrypoint.startswith("python -m seqsweep sweep run examples/quick.yaml")
 
     # everything the README promises is at the storage
     exp = storage / "quick"
@@ -244,7 +244,7 @@ def test_each_node_builds_its_own_node_cache_once(two_nodes, synth_store, tmp_pa
     storage = tmp_path / "runs"
     submit = two_nodes.ray(
         "job", "submit", "--address", two_nodes.dashboard, "--working-dir", ".", "--submission-id", "sweep-cached",
-        "--", "python", "-m", "search", "sweep", "run", str(path), "--store", str(synth_store),
+        "--", "python", "-m", "seqsweep", "sweep", "run", str(path), "--store", str(synth_store),
         "--storage", f"file://{storage}", "--num-samples", "4", timeout=JOB_TIMEOUT_S)
     log = submit.stdout + submit.stderr
     assert submit.returncode == 0, log[-4000:]
@@ -283,7 +283,7 @@ def test_the_strongest_families_run_on_two_nodes(two_nodes, synth_store, tmp_pat
     submit = two_nodes.ray(
         "job", "submit", "--address", two_nodes.dashboard, "--working-dir", ".", "--submission-id", "sweep-strongest",
         "--metadata-json", '{"job_name": "strongest"}',
-        "--", "python", "-m", "search", "sweep", "run", str(path), "--store", str(synth_store),
+        "--", "python", "-m", "seqsweep", "sweep", "run", str(path), "--store", str(synth_store),
         "--storage", f"file://{storage}", timeout=JOB_TIMEOUT_S)
     log = submit.stdout + submit.stderr
     assert submit.returncode == 0, log[-4000:]

@@ -125,7 +125,7 @@ def test_the_driver_is_killed_and_the_sweep_resumed(cluster, synth_store, tmp_pa
     path.write_text(yaml.safe_dump(_spec(synth_store, tmp_path / "runs", "driver-lost", samples=8, epochs=40)))
     board = tmp_path / "runs" / "driver-lost" / "leaderboard.csv"
     env = {**os.environ, "RAY_ADDRESS": cluster.address}
-    driver = subprocess.Popen([sys.executable, "-m", "search", "sweep", "run", str(path), "--no-ensemble"],
+    driver = subprocess.Popen([sys.executable, "-m", "seqsweep", "sweep", "run", str(path), "--no-ensemble"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _oks(board) >= 2 or driver.poll() is not None, 180, "two finished trials")

@@ -256,7 +256,7 @@ def test_resume_after_the_driver_is_killed(ray_session, synth_store, tmp_path):
     exp = tmp_path / "runs" / "killed"
 
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
-    driver = subprocess.Popen([sys.executable, "-m", "search", "sweep", "run", str(path)], env=env,
+    driver = subprocess.Popen([sys.executable, "-m", "seqsweep", "sweep", "run", str(path)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
