@@ -69,7 +69,7 @@ def _import_predict() -> click.Command:
 
 #: command name -> (import function of its click command or group, one line for the listing)
 COMMANDS: dict[str, tuple[Callable[[], click.Command], str]] = {
-    "demo": (_import_demo, "Run everything end to end on synthetic audio (about 2 minutes on 2 cores)."),
+    "demo": (_import_demo, "Run everything end to end on synthetic audio (1.5 to 2 minutes on 2 cores)."),
     "features": (_import_features, "Build and inspect the Parquet feature store."),
     "sweep": (_import_sweep, "Run a sweep from a YAML spec; see how one is doing."),
     "results": (_import_results, "Leaderboards, ensembles and reports of a finished sweep."),
