@@ -177,18 +177,23 @@ def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool,
                 pending[task.options(name=name).remote(chunk, spec_ref)] = chunk
                 started += len(chunk)
 
+        handed = False
+
+        def from_head():  # once: the driver stops extracting and hands over what it has
+            # (the list it shared stays: `submit` goes on taking chunks from it)
+            nonlocal handed
+            if not handed:
+                handed, early = True, head.stop()
+                bar.update(len(early))
+                yield from early
+
         # two chunks queued per CPU: Ray always has the next one at hand, and the driver's
         # thread keeps taking clips from the same list until Ray's first result arrives
         for _ in range(2 * cpus):
             submit()
-        first = True
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            if first:  # the workers are warm now: the driver stops extracting
-                first = False
-                early = head.stop()
-                yield from early
-                bar.update(len(early))
+            yield from from_head()  # the workers are warm now
             ref = done[0]
             chunk = pending.pop(ref)
             try:
@@ -198,10 +203,7 @@ def _run(work: list[tuple[AudioItem, str]], spec: FeatureSpec, *, use_ray: bool,
             yield from results
             bar.update(len(chunk))
             submit()
-        if first:  # the driver's thread took every clip before Ray handed back a chunk
-            early = head.stop()
-            yield from early
-            bar.update(len(early))
+        yield from from_head()  # the driver's thread took every clip before Ray handed back a chunk
     finally:
         bar.close()
 

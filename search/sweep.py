@@ -253,11 +253,12 @@ def run_sweep(
     manifest = store.manifest(spec.dataset, spec.feature_set)
     index = store.load_index(spec.dataset, spec.feature_set, split="train")  # no frames: labels, groups, lengths
     spec = with_token_defaults(spec, tokens=index.vocab_size is not None)
-    data_path = choose_data_path(spec.data.path, index.padded_nbytes)
+    store_bytes = smallest_object_store()  # one look at the cluster for both checks
+    data_path = choose_data_path(spec.data.path, index.padded_nbytes, capacity=store_bytes)
     cache_name = None
     if data_path == "object_store":
         check_object_store(index.padded_nbytes, what=f"{spec.dataset}/{spec.feature_set} train split ({len(index)} "
-                           f"clips x {int(index.lengths.max(initial=0))} steps x D={index.dim})")
+                           f"clips x {int(index.lengths.max(initial=0))} steps x D={index.dim})", capacity=store_bytes)
         data = store.load(spec.dataset, spec.feature_set, split="train", padded=True)
     else:
         cache_name = f"{spec.name}-{hashlib.sha256(spec.experiment_path.encode()).hexdigest()[:8]}"

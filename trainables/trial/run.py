@@ -44,12 +44,26 @@ import numpy as np
 from features.sequences import SequenceSet
 from features.store.node_cache import NodeCacheSource
 from seqsweep.errors import ConfigError
-from seqsweep.layout import FITS_FILE, FOLD_MODELS, OOF_FILE, STATUS, TrialStatus
+from seqsweep.layout import (
+    ERROR,
+    FIT_PREFIX,
+    FITS_DONE,
+    FITS_FILE,
+    FITS_TOTAL,
+    FOLD_COLUMNS,
+    FOLD_MODELS,
+    MODEL,
+    N_PARAMS,
+    OBJECTIVE,
+    OOF_FILE,
+    PREDICT_COST,
+    STATUS,
+    TrialStatus,
+)
 from trainables.training.metrics import METRICS
 from trainables.trial.folds import CVPlan, init_seed, summarize
 
 __all__ = ["TrialSetup", "cv_trial", "flat_config"]
-
 
 
 @dataclass(frozen=True)
@@ -76,10 +90,10 @@ def _summary(setup: TrialSetup, fits: list[dict[str, Any]], total: int) -> dict[
     for m in METRICS:
         for stat, value in summarize([f[m] for f in fits]).items():
             out[f"{m}_{stat}"] = value
-    out["objective"] = setup.objective_of([f[setup.metric] for f in fits]) if fits else float("nan")
-    out["fits_done"] = len(fits)
-    out["fits_total"] = total
-    out["n_params"] = int(fits[-1]["n_params"]) if fits else 0
+    out[OBJECTIVE] = setup.objective_of([f[setup.metric] for f in fits]) if fits else float("nan")
+    out[FITS_DONE] = len(fits)
+    out[FITS_TOTAL] = total
+    out[N_PARAMS] = int(fits[-1][N_PARAMS]) if fits else 0
     out.update(_costs(fits, total))
     return out
 
@@ -92,11 +106,11 @@ def _costs(fits: list[dict[str, Any]], total: int) -> dict[str, float]:
     times ``total``. While the trial runs, over the fits so far. NaN before the first fit."""
     if not fits:
         return {"fit_seconds_mean": float("nan"), "fit_seconds_total": float("nan"),
-                "predict_seconds_per_1000": float("nan")}
+                PREDICT_COST: float("nan")}
     per_clip = min(f["predict_seconds"] / max(f["valid_size"], 1) for f in fits)
     return {"fit_seconds_mean": float(np.mean([f["seconds"] for f in fits])),
             "fit_seconds_total": float(np.sum([f["seconds"] for f in fits])),
-            "predict_seconds_per_1000": 1000.0 * per_clip * total}
+            PREDICT_COST: 1000.0 * per_clip * total}
 
 
 def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[int]]:
@@ -111,12 +125,11 @@ def _fit_groups(plan: CVPlan, setup: TrialSetup, *, fused: bool) -> list[list[in
 
 def flat_config(config: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str, Any]:
     """Tune's nested trial config -> the flat dict of one model family (+ fixed training keys)."""
-    family = config["model"]
+    family = config[MODEL]
     inner = config.get(family, {})
     if not isinstance(inner, Mapping):
         raise ConfigError(f"trial config {family!r}", "must be a mapping of hyperparameters", inner)
-    return {"model": family, **dict(train), **dict(inner)}
-
+    return {MODEL: family, **dict(train), **dict(inner)}
 
 
 def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, plan: CVPlan,
@@ -139,11 +152,11 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
 
     fits: list[dict[str, Any]] = []
     histories: list[list[dict[str, Any]]] = []
-    family = config.get("model", "?")
+    family = config.get(MODEL, "?")
 
     def fail(message: str) -> None:
-        tune.report({**_summary(setup, fits, len(plan)), STATUS: TrialStatus.FAILED, "error": message,
-                     "model": family, "objective": float("nan")})
+        tune.report({**_summary(setup, fits, len(plan)), STATUS: TrialStatus.FAILED, ERROR: message,
+                     MODEL: family, OBJECTIVE: float("nan")})
 
     cache: dict[str, Any] | None = None
     if isinstance(data, NodeCacheSource):
@@ -199,12 +212,9 @@ def cv_trial(config: dict[str, Any], *, data: SequenceSet | NodeCacheSource, pla
                              "inner_size": result.inner_size, "valid_size": len(cv_fit.valid), "file": model_file,
                              "fused": fused})
                 histories.append(result.history)
-                report = {**_summary(setup, fits, len(plan)), STATUS: TrialStatus.RUNNING, "error": "", "model": name,
-                          "fit_seed": cv_fit.seed, "fit_fold": cv_fit.fold,
-                          "fit_init_seed": starts[cv_fit.seed],
-                          **{f"fit_{m}": scalars[m] for m in METRICS},
-                          "fit_seconds": scalars["seconds"], "fit_predict_seconds": scalars["predict_seconds"],
-                          "fit_best_epoch": scalars["best_epoch"]}
+                # this fit's own keys (the long board's columns), each as fit_<key>
+                report = {**_summary(setup, fits, len(plan)), STATUS: TrialStatus.RUNNING, ERROR: "", MODEL: name,
+                          **{f"{FIT_PREFIX}{k}": fits[-1][k] for k in FOLD_COLUMNS if k not in ("trial_id", MODEL)}}
                 if len(fits) < len(plan):
                     tune.report(report)
         report[STATUS] = TrialStatus.OK
